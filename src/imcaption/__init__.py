@@ -1,0 +1,3 @@
+"""imcaption: images to text with an attention encoder-decoder."""
+
+__version__ = "0.1.0"

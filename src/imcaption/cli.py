@@ -1,0 +1,286 @@
+"""The `imcaption` command: parse arguments, call the library, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from imcaption import __version__
+
+
+def cmd_captcha_generate(args: argparse.Namespace) -> int:
+    from imcaption.data.captcha_generator import generate_dataset
+    from imcaption.data.vocabulary import default_vocabulary, read_vocabulary
+
+    vocabulary = read_vocabulary(args.words) if args.words else default_vocabulary()
+    drawn = generate_dataset(args.out_dir, vocabulary, args.count, args.seed, args.workers, progress=not args.quiet)
+    kept = args.count - drawn
+    print(f"{args.out_dir}: {args.count:,} images ({drawn:,} drawn, {kept:,} already there), seed {args.seed}")
+    return 0
+
+
+def cmd_captcha_cache(args: argparse.Namespace) -> int:
+    from imcaption.data.captcha_dataset import CaptchaDataset
+    from imcaption.data.image_cache import build_cache
+    from imcaption.data.preprocess import ImageSize
+
+    dataset = CaptchaDataset.open(args.data_dir)
+    print(dataset.describe())
+    cache = build_cache(dataset, ImageSize(args.height, args.width), args.workers, not args.quiet, args.rebuild)
+    nbytes = cache.data_path.stat().st_size
+    print(f"cache: {cache.data_path} ({cache.count:,} x {cache.size.tag} x 3, {nbytes:,} bytes)")
+    return 0
+
+
+def _add_captcha_commands(commands: argparse._SubParsersAction) -> None:
+    captcha = commands.add_parser("captcha", help="the words_captcha dataset: generate, cache")
+    sub = captcha.add_subparsers(dest="captcha_command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="draw a synthetic words_captcha dataset")
+    gen.add_argument("out_dir", metavar="OUT_DIR")
+    gen.add_argument("--count", type=int, default=140_000, help="number of images (default 140000)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gen.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    gen.add_argument("--words", default=None, metavar="FILE", help="vocabulary, one word per line (default: built in)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=cmd_captcha_generate)
+
+    cache = sub.add_parser("cache", help="decode every image once into a memory-mappable array")
+    cache.add_argument("data_dir", metavar="DATA_DIR")
+    cache.add_argument("--height", type=int, default=64)
+    cache.add_argument("--width", type=int, default=128)
+    cache.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    cache.add_argument("--rebuild", action="store_true", help="rebuild even if a valid cache exists")
+    cache.add_argument("--quiet", action="store_true", help="no progress bar")
+    cache.set_defaults(func=cmd_captcha_cache)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from imcaption.checkpoint import load_checkpoint
+    from imcaption.train import TrainConfig, Trainer
+
+    config = TrainConfig(
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        height=args.height,
+        width=args.width,
+        augment=not args.no_augment,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        val_limit=args.val_limit,
+        train_limit=args.train_limit,
+        max_steps=args.max_steps,
+        threads=args.threads,
+    )
+    last = Path(args.out) / "last.pt"
+    if args.resume and last.is_file():
+        # The run's own settings, not today's flags: resuming must replay the same schedule.
+        config = TrainConfig(**load_checkpoint(last)["train_config"])
+    trainer = Trainer(args.data_dir, args.out, config, progress=not args.quiet)
+    if args.resume and last.is_file():
+        trainer.resume(last)
+        print(f"resuming {last} at step {trainer.state.step:,} of {trainer.total_steps:,}")
+    elif last.is_file() and not args.resume:
+        raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
+    print(
+        f"training {config.model} on {len(trainer.train_ids):,} images, validating on {len(trainer.val_ids):,}; "
+        f"{trainer.total_steps:,} steps of {config.batch_size}"
+    )
+    try:
+        state = trainer.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.state.step:,}; saved {last}. Continue with --resume.")
+        return 130
+    print(f"done: best validation exact match {state.best_exact_match:.4f}; checkpoints in {args.out}")
+    return 0
+
+
+def _load_lexicon(path: str | None, tokenizer):  # noqa: ANN001, ANN202
+    if not path:
+        return None
+    from imcaption.data.vocabulary import read_vocabulary
+    from imcaption.decode import LexiconTrie
+
+    return LexiconTrie(read_vocabulary(path), tokenizer)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from imcaption.checkpoint import load_recognizer
+    from imcaption.data.captcha_dataset import CaptchaDataset
+    from imcaption.data.image_cache import ensure_cache
+    from imcaption.evaluate import recognition_report
+    from imcaption.inference import read_cached
+
+    recognizer = load_recognizer(args.checkpoint)
+    dataset = CaptchaDataset.open(args.data_dir)
+    split = dataset.split(args.split)
+    truths = dataset.words(split)
+    cache = ensure_cache(dataset, recognizer.size, progress=not args.quiet)
+    trie = _load_lexicon(args.lexicon, recognizer.tokenizer)
+    decoded = read_cached(recognizer, cache, split.indices, args.batch_size, args.beam, trie, not args.quiet)
+    report = recognition_report(list(split.indices), decoded.words, truths)
+    print(f"{args.split}: {report.count:,} images, exact match {report.exact_match:.4%}, CER {report.cer:.4%}")
+    print("by length: " + ", ".join(f"{n} letters {acc:.2%}" for n, acc in report.by_length.items()))
+    if report.confusions:
+        print(
+            "top confusions (true -> read): "
+            + ", ".join(f"{t or '∅'}->{r or '∅'} x{n}" for t, r, n in report.confusions)
+        )
+    misread_path = Path(args.misread or Path(args.checkpoint).with_name(f"misread_{args.split}.txt"))
+    misread_path.write_text("".join(f"a{i} {t} {p or '-'}\n" for i, t, p in report.misread))
+    print(f"misread ids (id true read): {misread_path} ({len(report.misread):,} lines)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.summary(), indent=2) + "\n")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from imcaption.checkpoint import load_recognizer
+    from imcaption.data.captcha_dataset import CaptchaDataset
+    from imcaption.data.image_cache import ensure_cache
+    from imcaption.data.labels import LabelRow, write_labels
+    from imcaption.inference import read_cached
+
+    recognizer = load_recognizer(args.checkpoint)
+    dataset = CaptchaDataset.open(args.data_dir)
+    split = dataset.split(args.split)
+    cache = ensure_cache(dataset, recognizer.size, progress=not args.quiet)
+    trie = _load_lexicon(args.lexicon, recognizer.tokenizer)
+    decoded = read_cached(recognizer, cache, split.indices, args.batch_size, args.beam, trie, not args.quiet)
+    # A word the model cannot read at all still gets a line, so the answer file has every id.
+    write_labels(args.out, [LabelRow(i, w or "-") for i, w in zip(split.indices, decoded.words, strict=True)])
+    print(f"wrote {args.out}: {len(split):,} answers for a{split.start}-a{split.stop - 1}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from imcaption.data.labels import read_labels
+
+    truth = {row.index: row.word for row in read_labels(args.labels)}
+    answers = {row.index: row.word for row in read_labels(args.answers, check_words=False)}
+    correct = sum(answers.get(i) == w for i, w in truth.items())
+    missing = sum(i not in answers for i in truth)
+    extra = sum(i not in truth for i in answers)
+    print(
+        f"{correct:,} / {len(truth):,} correct: exact match {correct / len(truth):.4%}"
+        f" ({missing:,} ids missing, counted wrong; {extra:,} ids not in the labels, ignored)"
+    )
+    return 0
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from imcaption.checkpoint import load_recognizer
+    from imcaption.inference import read_files
+
+    recognizer = load_recognizer(args.checkpoint)
+    trie = _load_lexicon(args.lexicon, recognizer.tokenizer)
+    decoded, inputs = read_files(recognizer, args.images, args.beam if not args.attention else 1, trie)
+    for path, word, confidence in zip(args.images, decoded.words, decoded.confidences, strict=True):
+        print(f"{path} {word or '-'} {confidence:.4f}")
+    if args.attention:
+        if decoded.attention is None:
+            raise ValueError(f"{recognizer.config.kind} has no attention to draw; --attention needs a sat model")
+        from imcaption.visualize import plot_attention
+
+        out = Path(args.attention)
+        for n, (path, word) in enumerate(zip(args.images, decoded.words, strict=True)):
+            target = out if len(args.images) == 1 else out.with_name(f"{out.stem}_{n}{out.suffix}")
+            plot_attention(inputs[n], word, decoded.attention[n].numpy(), target, title=f"{Path(path).name}: {word}")
+            print(f"attention: {target}")
+    return 0
+
+
+def _add_model_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train a captcha recognizer")
+    train.add_argument("data_dir", metavar="DATA_DIR")
+    train.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoints, metrics.jsonl, curves.png")
+    train.add_argument("--model", choices=["sat", "ctc"], default="sat", help="decoder (default sat)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    train.add_argument("--height", type=int, default=64, help="model input height (default 64)")
+    train.add_argument("--width", type=int, default=128, help="model input width (default 128)")
+    train.add_argument("--no-augment", action="store_true")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--eval-every", type=int, default=0, metavar="STEPS", help="default: once per epoch")
+    train.add_argument("--val-limit", type=int, default=0, metavar="N", help="validate on the first N only")
+    train.add_argument("--train-limit", type=int, default=0, metavar="N", help="train on the first N only")
+    train.add_argument("--max-steps", type=int, default=0, help="stop after this many steps")
+    train.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    train.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt where it stopped")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    def reading_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default 1: greedy)")
+        p.add_argument("--lexicon", default=None, metavar="FILE", help="only output words listed in FILE")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy, CER and confusions on a labeled split")
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT")
+    evaluate.add_argument("data_dir", metavar="DATA_DIR")
+    evaluate.add_argument("--split", choices=["train", "val", "test"], default="val")
+    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--misread", default=None, metavar="FILE", help="where to list misread ids")
+    evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+    evaluate.add_argument("--quiet", action="store_true")
+    reading_options(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="write an answer file (`a120000 word` per line)")
+    predict.add_argument("checkpoint", metavar="CHECKPOINT")
+    predict.add_argument("data_dir", metavar="DATA_DIR")
+    predict.add_argument("--split", choices=["train", "val", "test"], default="test")
+    predict.add_argument("--out", required=True, metavar="ANSWERS")
+    predict.add_argument("--batch-size", type=int, default=500)
+    predict.add_argument("--quiet", action="store_true")
+    reading_options(predict)
+    predict.set_defaults(func=cmd_predict)
+
+    score = commands.add_parser("score", help="whole-word accuracy of an answer file against a label file")
+    score.add_argument("answers", metavar="ANSWERS")
+    score.add_argument("labels", metavar="LABELS")
+    score.set_defaults(func=cmd_score)
+
+    read = commands.add_parser("read", help="read captcha image files of any size and mode")
+    read.add_argument("checkpoint", metavar="CHECKPOINT")
+    read.add_argument("images", nargs="+", metavar="IMAGE")
+    read.add_argument("--attention", default=None, metavar="OUT.png", help="draw each character's attention")
+    reading_options(read)
+    read.set_defaults(func=cmd_read)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imcaption", description="Images to text: word-captcha recognition and image captioning."
+    )
+    parser.add_argument("--version", action="version", version=f"imcaption {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_captcha_commands(commands)
+    _add_model_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, OSError) as err:
+        if os.environ.get("IMCAPTION_DEBUG"):
+            raise
+        print(f"imcaption: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Networks: pure nn.Modules, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import nn
+
+from imcaption.models.ctc import CTCRecognizer
+from imcaption.models.encoder import ConvEncoder, EncoderConfig
+from imcaption.models.sat import SATRecognizer
+
+RECOGNIZERS = ("sat", "ctc")
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    kind: str = "sat"
+    encoder: EncoderConfig = EncoderConfig()
+    hidden: int = 256
+    embed: int = 64
+    attention: int = 128
+    vocab_size: int = 29
+    max_length: int = 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict) -> RecognizerConfig:
+        return cls(**{**state, "encoder": EncoderConfig(**state["encoder"])})
+
+
+def build_recognizer(config: RecognizerConfig) -> nn.Module:
+    if config.kind not in RECOGNIZERS:
+        raise ValueError(f"unknown model {config.kind!r}; choose one of {', '.join(RECOGNIZERS)}")
+    encoder = ConvEncoder(config.encoder)
+    if config.kind == "sat":
+        return SATRecognizer(
+            encoder, config.vocab_size, config.hidden, config.embed, config.attention, config.max_length
+        )
+    return CTCRecognizer(encoder, config.vocab_size, config.hidden)
+
+
+__all__ = ["RecognizerConfig", "EncoderConfig", "build_recognizer", "RECOGNIZERS"]

@@ -1,0 +1,62 @@
+"""A small from-scratch CNN that turns an image into a grid of feature vectors.
+
+Sized for CPU throughput: three stride-2 convolutions bring 64x128 down to 8x16 before the widest
+layers run, and a last (2, 1) pooling keeps 16 columns, enough for a CTC path over 5 letters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    height: int = 64
+    width: int = 128
+    channels: tuple[int, int, int, int] = (16, 32, 64, 128)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.height // 16, self.width // 8
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ConvEncoder(nn.Module):
+    """(B, 3, H, W) uint8-range floats -> (B, C, H/16, W/8) features plus a learned position code."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        if config.height % 16 or config.width % 8:
+            raise ValueError(f"input height must divide by 16 and width by 8, got {config.height}x{config.width}")
+        c1, c2, c3, c4 = config.channels
+        self.config = config
+        self.layers = nn.Sequential(
+            _conv(3, c1, 2),
+            _conv(c1, c2, 2),
+            _conv(c2, c3),
+            _conv(c3, c4, 2),
+            _conv(c4, c4),
+            nn.MaxPool2d((2, 1)),
+        )
+        # Attention must know where a feature sits to move left to right; convolutions alone do not say.
+        self.position = nn.Parameter(torch.zeros(1, c4, *config.grid))
+        self.register_buffer("mean", torch.tensor([0.8, 0.8, 0.8]).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1) * 255)
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels[-1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - self.mean) / self.std
+        return self.layers(x) + self.position

@@ -1,0 +1,1 @@
+"""Tokenizers, saved with the model."""
