@@ -55,6 +55,11 @@ class TrainState:
     wall_seconds: float = 0.0
 
 
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over real tokens (letters and <end>); <pad> positions count for nothing."""
+    return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD)
+
+
 class Trainer:
     def __init__(self, data_dir: str | Path, run_dir: str | Path, config: TrainConfig, progress: bool = True):
         self.config = config
@@ -105,7 +110,7 @@ class Trainer:
         """Masked cross-entropy (sat) or CTC loss; and the batch's exact-match rate."""
         if self.model_config.kind == "sat":
             logits = self.model(images, targets)
-            loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD)
+            loss = masked_cross_entropy(logits, targets)
             correct = ((logits.argmax(-1) == targets) | (targets == PAD)).all(dim=1)
             return loss, correct.float().mean().item()
         log_probs = self.model(images)

@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny real-style dataset and an easy dataset with a recognizer trained on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imcaption.data.captcha_generator import CaptchaStyle, generate_dataset
+from imcaption.data.vocabulary import default_vocabulary
+
+EASY_WORDS = [
+    "cat", "dog", "sun", "tree", "bird", "fish", "moon", "star", "rain", "snow",
+    "wind", "fire", "lake", "hill", "road", "book", "lamp", "door", "milk", "bread",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """140 images in the default style, seed 3; tests must not modify it."""
+    root = tmp_path_factory.mktemp("small") / "words_captcha"
+    generate_dataset(root, default_vocabulary(), count=140, seed=3, workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def easy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One font, no noise, 20 words: a model should learn it in about a minute."""
+    root = tmp_path_factory.mktemp("easy") / "words_captcha"
+    style = CaptchaStyle(noise=False, faces=(2,))
+    generate_dataset(root, EASY_WORDS, count=1680, seed=11, workers=2, style=style, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_sat(easy_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a sat recognizer trained on the easy set."""
+    from imcaption.train import TrainConfig, Trainer
+
+    run = tmp_path_factory.mktemp("run_sat")
+    config = TrainConfig(model="sat", epochs=12, batch_size=32, lr=3e-3, warmup_steps=50, height=32, width=64)
+    Trainer(easy_dataset, run, config, progress=False).run()
+    return run / "best.pt"

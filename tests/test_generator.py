@@ -1,0 +1,109 @@
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from imcaption.cli import main
+from imcaption.data.captcha_generator import (
+    TEMP_SUFFIX,
+    CaptchaStyle,
+    FontCache,
+    generate_dataset,
+    render_index,
+)
+from imcaption.data.fonts import CAPTCHA_FACES
+from imcaption.data.vocabulary import default_vocabulary
+
+LABEL_LINE = re.compile(r"^a[0-9]+ [a-z]{3,5}$")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.is_file()}
+
+
+def test_default_vocabulary_is_the_reference_list() -> None:
+    words = default_vocabulary()
+    reference = Path(__file__).parents[1].parent / "shared" / "reference" / "words.txt"
+    assert len(words) == 2500
+    if reference.is_file():
+        assert words == [w for w in reference.read_text().split() if w]
+    assert {"null", "true", "none", "www"} <= set(words)
+
+
+def test_cli_output_is_identical_for_any_worker_count(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["captcha", "generate", str(one), "--count", "140", "--seed", "3", "--workers", "1", "--quiet"]) == 0
+    assert main(["captcha", "generate", str(two), "--count", "140", "--seed", "3", "--workers", "2", "--quiet"]) == 0
+    files = _files(one)
+    assert files == _files(two)
+    labels = (one / "spec_train_val.txt").read_text().splitlines()
+    tests = (one / "test_labels.txt").read_text().splitlines()
+    assert len(labels) == 120 and len(tests) == 20
+    assert all(LABEL_LINE.match(line) for line in labels + tests)
+    assert [line.split()[0] for line in labels + tests] == [f"a{i}" for i in range(140)]
+    vocabulary = set(default_vocabulary())
+    assert all(line.split()[1] in vocabulary for line in labels + tests)
+    assert sum(name.endswith(".png") for name in files) == 140
+
+
+def test_another_seed_gives_other_images(tmp_path: Path) -> None:
+    generate_dataset(tmp_path / "a", default_vocabulary(), count=7, seed=1, workers=1, progress=False)
+    generate_dataset(tmp_path / "b", default_vocabulary(), count=7, seed=2, workers=1, progress=False)
+    assert (tmp_path / "a" / "a0.png").read_bytes() != (tmp_path / "b" / "a0.png").read_bytes()
+
+
+def test_rerun_after_interrupt_writes_only_missing_files(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    generate_dataset(root, default_vocabulary(), count=14, seed=5, workers=1, progress=False)
+    reference = _files(root)
+    # Simulate an interrupt: some images never written, one half-written temporary left behind.
+    for index in (3, 9, 13):
+        (root / f"a{index}.png").unlink()
+    (root / f"a9.png{TEMP_SUFFIX}").write_bytes(b"\x89PNG half")
+    kept = {p.name: p.stat().st_mtime_ns for p in root.glob("a*.png")}
+    drawn = generate_dataset(root, default_vocabulary(), count=14, seed=5, workers=2, progress=False)
+    assert drawn == 3
+    assert _files(root) == reference
+    assert {name: (root / name).stat().st_mtime_ns for name in kept} == kept
+    assert not list(root.glob(f"*{TEMP_SUFFIX}"))
+
+
+def test_rendered_images_look_like_the_real_dataset() -> None:
+    vocabulary = default_vocabulary()
+    fonts = FontCache()
+    faces: Counter[str] = Counter()
+    style = CaptchaStyle()
+    for index in range(200):
+        rendered = render_index(vocabulary, 0, index, fonts, style)
+        image = rendered.image
+        assert image.size == (600, 320) and image.mode == "RGB"
+        assert len(rendered.letter_boxes) == len(rendered.word)
+        for left, top, right, bottom in rendered.letter_boxes:
+            assert 0 <= left < right <= 600 and 0 <= top < bottom <= 320
+        lefts = [box[0] for box in rendered.letter_boxes]
+        assert lefts == sorted(lefts), "letters run left to right"
+        faces[rendered.face] += 1
+    assert set(faces) == {face.name for face in CAPTCHA_FACES}
+    assert min(faces.values()) > 20
+
+
+def test_letters_are_large_colored_and_noise_is_present() -> None:
+    rendered = render_index(default_vocabulary(), 0, 7, FontCache())
+    heights = [bottom - top for _, top, _, bottom in rendered.letter_boxes]
+    assert max(heights) >= 40
+    pixels = np.asarray(rendered.image).reshape(-1, 3).astype(int)
+    non_white = pixels[(pixels < 250).any(axis=1)]
+    # Many distinct colors: letters, strokes and speckle each get their own.
+    assert len({tuple(p) for p in non_white[::7]}) > 200
+    quiet = render_index(default_vocabulary(), 0, 7, FontCache(), CaptchaStyle(noise=False))
+    assert (np.asarray(quiet.image) < 250).any(axis=2).mean() < (np.asarray(rendered.image) < 250).any(axis=2).mean()
+
+
+def test_png_files_are_8_bit_rgb(tmp_path: Path) -> None:
+    generate_dataset(tmp_path, default_vocabulary(), count=7, seed=0, workers=1, progress=False)
+    with Image.open(tmp_path / "a0.png") as image:
+        assert image.format == "PNG" and image.mode == "RGB" and image.size == (600, 320)
+    assert not any(name.endswith(TEMP_SUFFIX) for name in os.listdir(tmp_path))

@@ -1,0 +1,85 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imcaption.cli import main
+from imcaption.data.captcha_dataset import CaptchaDataset
+from imcaption.data.image_cache import build_cache, cache_paths, ensure_cache, open_cache
+from imcaption.data.preprocess import ImageReadError, ImageSize, load_image, to_model_input
+
+SIZE = ImageSize(32, 64)
+
+
+@pytest.fixture()
+def dataset(small_dataset: Path, tmp_path: Path) -> CaptchaDataset:
+    root = tmp_path / "words_captcha"
+    shutil.copytree(small_dataset, root, ignore=shutil.ignore_patterns(".imcaption_cache"))
+    return CaptchaDataset.open(root)
+
+
+def test_cache_holds_every_image_resized(dataset: CaptchaDataset) -> None:
+    cache = build_cache(dataset, SIZE, workers=2, progress=False)
+    assert cache.shape == (140, 32, 64, 3)
+    assert cache.data_path.stat().st_size == 140 * 32 * 64 * 3
+    for index in (0, 77, 139):
+        expected = to_model_input(load_image(dataset.image_path(index)), SIZE)
+        np.testing.assert_array_equal(cache.read([index])[0], expected)
+    np.testing.assert_array_equal(cache.read(range(5, 9)), cache.read([5, 6, 7, 8]))
+    np.testing.assert_array_equal(cache.read([9, 2])[1], cache.read([2])[0])
+
+
+def test_valid_cache_is_reused_not_rebuilt(dataset: CaptchaDataset) -> None:
+    first = ensure_cache(dataset, SIZE, workers=1, progress=False)
+    before = first.data_path.stat().st_mtime_ns
+    again = ensure_cache(dataset, SIZE, workers=1, progress=False)
+    assert again.data_path.stat().st_mtime_ns == before
+
+
+def test_changed_image_makes_the_cache_stale_and_it_is_rebuilt(dataset: CaptchaDataset) -> None:
+    ensure_cache(dataset, SIZE, workers=1, progress=False)
+    replacement = Image.new("RGB", (600, 320), (0, 0, 0))
+    replacement.save(dataset.image_path(3))
+    assert open_cache(dataset, SIZE) is None
+    rebuilt = ensure_cache(dataset, SIZE, workers=1, progress=False)
+    assert rebuilt.read([3]).max() == 0
+
+
+def test_other_input_size_has_its_own_cache(dataset: CaptchaDataset) -> None:
+    small = ensure_cache(dataset, SIZE, workers=1, progress=False)
+    large = ensure_cache(dataset, ImageSize(64, 128), workers=1, progress=False)
+    assert small.data_path != large.data_path
+    assert open_cache(dataset, SIZE) is not None and open_cache(dataset, ImageSize(64, 128)) is not None
+
+
+def test_crash_mid_build_never_leaves_a_valid_looking_cache(dataset: CaptchaDataset) -> None:
+    ensure_cache(dataset, SIZE, workers=1, progress=False)
+    (dataset.root / "a20.png").write_bytes(b"not a png at all")
+    with pytest.raises(ImageReadError, match=r"a20\.png"):
+        build_cache(dataset, SIZE, workers=1, progress=False, force=True)
+    data_path, index_path = cache_paths(dataset.root, SIZE)
+    assert not index_path.exists()
+    assert open_cache(CaptchaDataset.open(dataset.root), SIZE) is None
+
+
+def test_unreadable_image_is_named_through_the_cli(dataset: CaptchaDataset, capsys: pytest.CaptureFixture) -> None:
+    (dataset.root / "a5.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert main(["captcha", "cache", str(dataset.root), "--height", "32", "--width", "64", "--quiet"]) == 2
+    assert "a5.png" in capsys.readouterr().err
+
+
+def test_other_mode_and_size_are_converted(dataset: CaptchaDataset, capsys: pytest.CaptureFixture) -> None:
+    Image.open(dataset.image_path(8)).convert("L").resize((300, 160)).save(dataset.image_path(8))
+    cache = build_cache(dataset, SIZE, workers=1, progress=False)
+    assert cache.read([8]).shape == (1, 32, 64, 3)
+    assert "1 images were not 600x320" in capsys.readouterr().err
+
+
+def test_index_is_written_after_the_data(dataset: CaptchaDataset) -> None:
+    cache = build_cache(dataset, SIZE, workers=1, progress=False)
+    _, index_path = cache_paths(dataset.root, SIZE)
+    assert index_path.stat().st_mtime_ns >= cache.data_path.stat().st_mtime_ns
+    assert not [n for n in os.listdir(index_path.parent) if n.endswith(".partial")]

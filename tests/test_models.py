@@ -1,0 +1,46 @@
+import torch
+
+from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
+from imcaption.text.char_tokenizer import PAD, CharTokenizer
+from imcaption.train import masked_cross_entropy
+
+
+def _sat() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_recognizer(RecognizerConfig("sat", EncoderConfig(32, 64))).eval()
+
+
+def test_shapes() -> None:
+    images = torch.rand(2, 3, 32, 64) * 255
+    targets = CharTokenizer().batch_targets(["cat", "horse"])
+    assert _sat()(images, targets).shape == (2, 6, 29)
+    ctc = build_recognizer(RecognizerConfig("ctc", EncoderConfig(32, 64))).eval()
+    assert ctc(images).shape == (2, 8, 29)
+
+
+def test_teacher_forcing_feeds_the_previous_target() -> None:
+    """Changing target t changes the logits from step t+1 on, never before."""
+    model = _sat()
+    images = torch.rand(1, 3, 32, 64) * 255
+    targets = CharTokenizer().batch_targets(["horse"])
+    changed = targets.clone()
+    changed[0, 2] = CharTokenizer().encode("z")[0]
+    with torch.no_grad():
+        a, b = model(images, targets), model(images, changed)
+    torch.testing.assert_close(a[:, :3], b[:, :3])
+    assert not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_masked_loss_ignores_padding_only() -> None:
+    targets = CharTokenizer().batch_targets(["cat", "horse"])
+    logits = torch.randn(2, 6, 29)
+    base = masked_cross_entropy(logits, targets)
+    at_pad = logits.clone()
+    at_pad[targets == PAD] += torch.randn_like(at_pad[targets == PAD]) * 10
+    torch.testing.assert_close(masked_cross_entropy(at_pad, targets), base)
+    at_letter = logits.clone()
+    at_letter[0, 1] += torch.randn(29) * 10
+    assert not torch.allclose(masked_cross_entropy(at_letter, targets), base)
+    # The mean runs over the 3 + 1 and 5 + 1 real tokens.
+    per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    torch.testing.assert_close(base, per_token[targets != PAD].mean())
