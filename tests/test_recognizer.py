@@ -116,7 +116,16 @@ def test_evaluate_reports_and_lists_misreads(
 ) -> None:
     misread = tmp_path / "misread.txt"
     report = tmp_path / "report.json"
-    args = ["evaluate", str(trained_sat), str(easy_dataset), "--misread", str(misread), "--json", str(report), "--quiet"]
+    args = [
+        "evaluate",
+        str(trained_sat),
+        str(easy_dataset),
+        "--misread",
+        str(misread),
+        "--json",
+        str(report),
+        "--quiet",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "val: 200 images, exact match" in out and "by length:" in out

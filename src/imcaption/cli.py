@@ -58,6 +58,17 @@ def _add_captcha_commands(commands: argparse._SubParsersAction) -> None:
     cache.add_argument("--quiet", action="store_true", help="no progress bar")
     cache.set_defaults(func=cmd_captcha_cache)
 
+    run = sub.add_parser(
+        "assignment", help="the whole job: generate if missing, cache, train, validate, predict test, score"
+    )
+    run.add_argument("data_dir", metavar="DATA_DIR", nargs="?", default="data/words_captcha")
+    run.add_argument("--out", default="runs/captcha", metavar="RUN_DIR", help="default runs/captcha")
+    run.add_argument("--model", choices=["sat", "ctc"], default="sat")
+    run.add_argument("--epochs", type=int, default=8)
+    run.add_argument("--count", type=int, default=140_000, help="images to generate if DATA_DIR has none")
+    run.add_argument("--quiet", action="store_true")
+    run.set_defaults(func=cmd_captcha_assignment)
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from imcaption.checkpoint import load_checkpoint
@@ -201,7 +212,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("data_dir", metavar="DATA_DIR")
     train.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoints, metrics.jsonl, curves.png")
     train.add_argument("--model", choices=["sat", "ctc"], default="sat", help="decoder (default sat)")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, default=8)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     train.add_argument("--height", type=int, default=64, help="model input height (default 64)")
@@ -253,6 +264,19 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     read.add_argument("--attention", default=None, metavar="OUT.png", help="draw each character's attention")
     reading_options(read)
     read.set_defaults(func=cmd_read)
+
+
+def cmd_captcha_assignment(args: argparse.Namespace) -> int:
+    from imcaption.pipeline import run_assignment
+    from imcaption.train import TrainConfig
+
+    config = TrainConfig(model=args.model, epochs=args.epochs)
+    try:
+        run_assignment(args.data_dir, args.out, config, count=args.count, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,108 @@
+"""Benchmark: the full protocol of DESIGN.md section 4 for one recognizer.
+
+    python bench/captcha_full.py --model sat [--data data/words_captcha] [--run runs/bench_sat] [--epochs N]
+
+Uses the dataset in --data (generate it with bench/captcha_data.py: 140,000 images, seed 0), trains with the
+default configuration (resuming an interrupted run), evaluates the best checkpoint on the 20,000 validation
+images, predicts the test split into an answer file, scores it against test_labels.txt, times inference from
+the cache, and writes bench/results/captcha_full_<model>.json plus the curve as bench/results/curve_<model>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def minutes_to(curve: list[dict], level: float) -> float | None:
+    return next((round(p["wall_minutes"], 2) for p in curve if p["val_exact_match"] >= level), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["sat", "ctc"], default="sat")
+    parser.add_argument("--data", default="data/words_captcha")
+    parser.add_argument("--run", default=None, help="run folder (default runs/bench_<model>)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    args = parser.parse_args()
+
+    from bench.captcha_data import cpu_model
+    from imcaption.checkpoint import load_recognizer
+    from imcaption.cli import main as cli
+    from imcaption.data.captcha_dataset import CaptchaDataset
+    from imcaption.data.image_cache import ensure_cache
+    from imcaption.evaluate import recognition_report
+    from imcaption.inference import read_cached
+    from imcaption.train import TrainConfig
+    from imcaption.visualize import read_metrics
+
+    run = Path(args.run or f"runs/bench_{args.model}")
+    config = TrainConfig(model=args.model)
+    epochs = args.epochs or config.epochs
+    train_args = ["train", args.data, "--out", str(run), "--model", args.model, "--epochs", str(epochs)]
+    if (run / "last.pt").is_file():
+        train_args.append("--resume")
+    if cli(train_args) != 0:
+        raise SystemExit("training did not finish")
+
+    dataset = CaptchaDataset.open(args.data)
+    recognizer = load_recognizer(run / "best.pt")
+    cache = ensure_cache(dataset, recognizer.size)
+    val, test = dataset.split("val"), dataset.split("test")
+    start = time.perf_counter()
+    val_read = read_cached(recognizer, cache, val.indices)
+    infer_seconds = time.perf_counter() - start
+    report = recognition_report(list(val.indices), val_read.words, dataset.words(val))
+    answers = run / "answers.txt"
+    cli(["predict", str(run / "best.pt"), args.data, "--out", str(answers), "--quiet"])
+    given = {line.split(" ")[0]: line.split(" ")[1] for line in answers.read_text().splitlines()}
+    test_truth = dataset.words(test)
+    test_correct = sum(given.get(f"a{i}") == w for i, w in zip(test.indices, test_truth, strict=True))
+    lexicon = run / "lexicon.txt"
+    lexicon.write_text("\n".join(sorted(set(dataset.words(dataset.split("train"))))) + "\n")
+    from imcaption.decode import LexiconTrie
+
+    trie = LexiconTrie(lexicon.read_text().split(), recognizer.tokenizer)
+    val_lexicon = read_cached(recognizer, cache, val.indices, trie=trie)
+    lexicon_report = recognition_report(list(val.indices), val_lexicon.words, dataset.words(val))
+
+    curve = read_metrics(run / "metrics.jsonl")
+    results = {
+        "model": args.model,
+        "epochs": epochs,
+        "parameters": sum(p.numel() for p in recognizer.model.parameters()),
+        "input_size": f"{recognizer.size.height}x{recognizer.size.width}",
+        "val_exact_match": report.exact_match,
+        "val_cer": report.cer,
+        "val_by_length": {str(k): v for k, v in report.by_length.items()},
+        "val_exact_match_lexicon": lexicon_report.exact_match,
+        "test_exact_match": test_correct / len(test),
+        "train_minutes": round(curve[-1]["wall_minutes"], 2),
+        "minutes_to_90": minutes_to(curve, 0.90),
+        "minutes_to_99": minutes_to(curve, 0.99),
+        "train_images_per_s": round(sum(p["train_images_per_s"] for p in curve) / len(curve), 1),
+        "infer_images_per_s": round(len(val) / infer_seconds, 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "curve": [
+            {"step": p["step"], "wall_minutes": round(p["wall_minutes"], 2), "val_exact_match": p["val_exact_match"]}
+            for p in curve
+        ],
+        "top_confusions": report.summary()["top_confusions"],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"captcha_full_{args.model}.json").write_text(json.dumps(results, indent=2) + "\n")
+    shutil.copy(run / "curves.png", RESULTS / f"curve_{args.model}.png")
+    print(json.dumps({k: v for k, v in results.items() if k not in ("curve", "top_confusions")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Draw docs/contact_sheet.png: 16 generated captchas beside the official sample a8.png.
+
+    python scripts/contact_sheet.py [--reference ../shared/reference/a8.png] [--out docs/contact_sheet.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from imcaption.data.captcha_generator import FontCache, render_index
+from imcaption.data.vocabulary import default_vocabulary
+
+TILE = (300, 160)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", default="../shared/reference/a8.png")
+    parser.add_argument("--out", default="docs/contact_sheet.png")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    columns, rows = 4, 5
+    sheet = Image.new("RGB", (columns * TILE[0], rows * TILE[1] + 20), "white")
+    draw = ImageDraw.Draw(sheet)
+    reference = Image.open(args.reference).convert("RGB").resize(TILE, Image.Resampling.BOX)
+    sheet.paste(reference, (0, 0))
+    draw.text((TILE[0] + 10, 10), "left: the official sample a8.png (real data)", fill="black")
+    draw.text((TILE[0] + 10, 30), f"below: generated images a0-a15, seed {args.seed}, with their labels", fill="black")
+    fonts = FontCache()
+    vocabulary = default_vocabulary()
+    for index in range(16):
+        rendered = render_index(vocabulary, args.seed, index, fonts)
+        x, y = (index % columns) * TILE[0], (1 + index // columns) * TILE[1]
+        sheet.paste(rendered.image.resize(TILE, Image.Resampling.BOX), (x, y))
+        draw.text((x + 4, y + 2), f"a{index} {rendered.word} ({rendered.face})", fill="black")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.out, optimize=True)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The whole assignment in one resumable call: data, cache, training, validation, test answers, score."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from imcaption.checkpoint import load_checkpoint, load_recognizer
+from imcaption.data.captcha_dataset import LABEL_FILE, TEST_LABEL_FILE, CaptchaDataset
+from imcaption.data.captcha_generator import generate_dataset
+from imcaption.data.image_cache import ensure_cache
+from imcaption.data.labels import LabelRow, read_labels, write_labels
+from imcaption.data.vocabulary import default_vocabulary
+from imcaption.evaluate import exact_match, recognition_report
+from imcaption.inference import read_cached
+from imcaption.train import TrainConfig, Trainer
+
+
+@dataclass(frozen=True)
+class AssignmentResult:
+    val_exact_match: float
+    test_exact_match: float | None
+    answers: Path
+    checkpoint: Path
+
+
+def run_assignment(
+    data_dir: str | Path, run_dir: str | Path, config: TrainConfig, count: int = 140_000, progress: bool = True
+) -> AssignmentResult:
+    data_dir, run_dir = Path(data_dir), Path(run_dir)
+    if not (data_dir / LABEL_FILE).is_file():
+        print(f"[1/5] generating {count:,} captchas into {data_dir}")
+        generate_dataset(data_dir, default_vocabulary(), count=count, seed=0, progress=progress)
+    else:
+        print(f"[1/5] using the dataset in {data_dir}")
+    dataset = CaptchaDataset.open(data_dir)
+    print("      " + dataset.describe())
+    print("[2/5] image cache")
+    ensure_cache(dataset, progress=progress)
+    print(f"[3/5] training {config.model} in {run_dir}")
+    _train_or_resume(data_dir, run_dir, config, progress)
+    checkpoint = run_dir / "best.pt"
+    recognizer = load_recognizer(checkpoint)
+    cache = ensure_cache(dataset, recognizer.size, progress=progress)
+    val = dataset.split("val")
+    decoded = read_cached(recognizer, cache, val.indices, progress=progress)
+    report = recognition_report(list(val.indices), decoded.words, dataset.words(val))
+    (run_dir / "val_report.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
+    print(f"[4/5] validation: {report.count:,} images, exact match {report.exact_match:.4%}, CER {report.cer:.4%}")
+    test = dataset.split("test")
+    answers = run_dir / "answers.txt"
+    decoded = read_cached(recognizer, cache, test.indices, progress=progress)
+    write_labels(answers, [LabelRow(i, w or "-") for i, w in zip(test.indices, decoded.words, strict=True)])
+    test_score = _score(answers, data_dir / TEST_LABEL_FILE)
+    scored = f", exact match {test_score:.4%} against {TEST_LABEL_FILE}" if test_score is not None else ""
+    print(f"[5/5] test answers: {answers} ({len(test):,} lines){scored}")
+    return AssignmentResult(report.exact_match, test_score, answers, checkpoint)
+
+
+def _train_or_resume(data_dir: Path, run_dir: Path, config: TrainConfig, progress: bool) -> None:
+    last = run_dir / "last.pt"
+    if last.is_file():
+        config = TrainConfig(**load_checkpoint(last)["train_config"])
+    trainer = Trainer(data_dir, run_dir, config, progress=progress)
+    if last.is_file():
+        trainer.resume(last)
+        if trainer.state.step >= trainer.total_steps:
+            print(f"      already trained ({trainer.state.step:,} steps)")
+            return
+        print(f"      resuming at step {trainer.state.step:,} of {trainer.total_steps:,}")
+    trainer.run()
+
+
+def _score(answers: Path, labels: Path) -> float | None:
+    if not labels.is_file():
+        return None
+    truth = read_labels(labels)
+    given = {row.index: row.word for row in read_labels(answers, check_words=False)}
+    return exact_match([given.get(row.index, "") for row in truth], [row.word for row in truth])
