@@ -191,7 +191,11 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     recognizer = load_recognizer(args.checkpoint)
     trie = _load_lexicon(args.lexicon, recognizer.tokenizer)
-    decoded, inputs = read_files(recognizer, args.images, args.beam if not args.attention else 1, trie)
+    beam = args.beam
+    if args.attention and beam > 1:
+        print("note: --attention draws the greedy reading; --beam is ignored", file=sys.stderr)
+        beam = 1
+    decoded, inputs = read_files(recognizer, args.images, beam, trie)
     for path, word, confidence in zip(args.images, decoded.words, decoded.confidences, strict=True):
         print(f"{path} {word or '-'} {confidence:.4f}")
     if args.attention:

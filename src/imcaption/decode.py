@@ -186,6 +186,8 @@ def decode_batch(
             return sat_greedy(model, images, tokenizer, trie)
         return sat_beam(model, images, tokenizer, beam, trie)
     if isinstance(model, CTCRecognizer):
+        if beam > 1:
+            raise ValueError("beam search is for sat models; a ctc model decodes its best path (or use --lexicon)")
         log_probs = model(images)
         if trie is not None:
             return ctc_lexicon(log_probs, tokenizer, trie)

@@ -216,12 +216,13 @@ class Trainer:
                 window_acc.append(accuracy)
                 window_images += self.config.batch_size
                 rate = window_images / (time.perf_counter() - window_start)
-                bar.update(1)
                 bar.set_postfix(
                     loss=f"{np.mean(window_loss[-50:]):.3f}",
                     acc=f"{np.mean(window_acc[-50:]):.3f}",
                     img_s=f"{rate:.0f}",
+                    refresh=False,
                 )
+                bar.update(1)
                 if self.state.step % eval_every == 0 or self.state.step == stop:
                     train_seconds = time.perf_counter() - window_start
                     metrics = self.validate()
