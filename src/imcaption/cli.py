@@ -236,25 +236,23 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         p.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default 1: greedy)")
         p.add_argument("--lexicon", default=None, metavar="FILE", help="only output words listed in FILE")
 
-    evaluate = commands.add_parser("evaluate", help="accuracy, CER and confusions on a labeled split")
-    evaluate.add_argument("checkpoint", metavar="CHECKPOINT")
-    evaluate.add_argument("data_dir", metavar="DATA_DIR")
-    evaluate.add_argument("--split", choices=["train", "val", "test"], default="val")
-    evaluate.add_argument("--batch-size", type=int, default=500)
+    def split_reader(name: str, help_text: str, default_split: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument("checkpoint", metavar="CHECKPOINT")
+        p.add_argument("data_dir", metavar="DATA_DIR")
+        p.add_argument("--split", choices=["train", "val", "test"], default=default_split)
+        p.add_argument("--batch-size", type=int, default=500)
+        p.add_argument("--quiet", action="store_true")
+        reading_options(p)
+        return p
+
+    evaluate = split_reader("evaluate", "accuracy, CER and confusions on a labeled split", "val")
     evaluate.add_argument("--misread", default=None, metavar="FILE", help="where to list misread ids")
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
-    evaluate.add_argument("--quiet", action="store_true")
-    reading_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
-    predict = commands.add_parser("predict", help="write an answer file (`a120000 word` per line)")
-    predict.add_argument("checkpoint", metavar="CHECKPOINT")
-    predict.add_argument("data_dir", metavar="DATA_DIR")
-    predict.add_argument("--split", choices=["train", "val", "test"], default="test")
+    predict = split_reader("predict", "write an answer file (`a120000 word` per line)", "test")
     predict.add_argument("--out", required=True, metavar="ANSWERS")
-    predict.add_argument("--batch-size", type=int, default=500)
-    predict.add_argument("--quiet", action="store_true")
-    reading_options(predict)
     predict.set_defaults(func=cmd_predict)
 
     score = commands.add_parser("score", help="whole-word accuracy of an answer file against a label file")
@@ -283,6 +281,29 @@ def cmd_captcha_assignment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenes_generate(args: argparse.Namespace) -> int:
+    from imcaption.data.scenes import generate_scenes
+
+    generate_scenes(args.out_dir, args.count, args.seed, args.size, progress=not args.quiet)
+    print(
+        f"{args.out_dir}: {args.count:,} scenes; captions in annotations/captions_{{train,val}}.json, "
+        "boxes in annotations/objects.json"
+    )
+    return 0
+
+
+def _add_scenes_commands(commands: argparse._SubParsersAction) -> None:
+    scenes = commands.add_parser("scenes", help="a synthetic COCO-format captioning set")
+    sub = scenes.add_subparsers(dest="scenes_command", required=True, metavar="COMMAND")
+    gen = sub.add_parser("generate", help="draw colored shapes on textures, with captions and boxes")
+    gen.add_argument("out_dir", metavar="OUT_DIR")
+    gen.add_argument("--count", type=int, default=6000)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    gen.add_argument("--quiet", action="store_true")
+    gen.set_defaults(func=cmd_scenes_generate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imcaption", description="Images to text: word-captcha recognition and image captioning."
@@ -291,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_captcha_commands(commands)
     _add_model_commands(commands)
+    _add_scenes_commands(commands)
     return parser
 
 
