@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -12,6 +13,7 @@ from imcaption.models.sat import SATRecognizer
 from imcaption.text.char_tokenizer import END, PAD, START, CharTokenizer
 
 NEG_INF = float("-inf")
+State = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -45,76 +47,108 @@ class LexiconTrie:
                 self.children[node, token] = child
 
 
-def sat_greedy(
-    model: SATRecognizer, images: torch.Tensor, tokenizer: CharTokenizer, trie: LexiconTrie | None = None
-) -> Decoded:
-    features, projected, hidden = model.encode(images)
-    batch = images.shape[0]
-    token = torch.full((batch,), START, dtype=torch.long)
+@dataclass(frozen=True)
+class SearchTokens:
+    start: int
+    end: int
+    pad: int
+
+
+class StepModel(Protocol):
+    def step(self, token: torch.Tensor, state: State) -> tuple[torch.Tensor, State, torch.Tensor | None]: ...
+
+
+def greedy_search(
+    model: StepModel, state: State, batch: int, tokens: SearchTokens, max_steps: int, trie: LexiconTrie | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Most likely token at each step. -> token ids (B, T), log-probability (B), attention (B, T, N) or None."""
+    token = torch.full((batch,), tokens.start, dtype=torch.long)
     node = torch.zeros(batch, dtype=torch.long)
     done = torch.zeros(batch, dtype=torch.bool)
     log_conf = torch.zeros(batch)
-    tokens, maps = [], []
-    for _ in range(model.max_length + 1):
-        logits, hidden, weights = model.step(token, hidden, features, projected)
+    chosen, maps = [], []
+    for _ in range(max_steps):
+        logits, state, weights = model.step(token, state)
         log_probs = torch.log_softmax(logits, dim=-1)
         if trie is not None:
             log_probs = log_probs.masked_fill(trie.children[node] < 0, NEG_INF)
         best, token = log_probs.max(dim=-1)
-        token = torch.where(done, torch.full_like(token, PAD), token)
+        token = torch.where(done, torch.full_like(token, tokens.pad), token)
         log_conf += torch.where(done, torch.zeros_like(best), best)
         if trie is not None:
             node = torch.where(done, node, trie.children[node, token])
-        tokens.append(token)
-        maps.append(weights)
-        done |= token == END
+        chosen.append(token)
+        if weights is not None:
+            maps.append(weights)
+        done |= token == tokens.end
         if bool(done.all()):
             break
+    return torch.stack(chosen, dim=1), log_conf, (torch.stack(maps, dim=1) if maps else None)
+
+
+def beam_search(
+    model: StepModel,
+    state: State,
+    batch: int,
+    tokens: SearchTokens,
+    max_steps: int,
+    beam: int,
+    trie: LexiconTrie | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched beam search: B x K hypotheses advance together; a finished one only extends by <pad> at no
+    cost, so it keeps its score while the others catch up. -> best token ids (B, T), their log-probability."""
+    k = beam
+    state = {name: value.repeat_interleave(k, dim=0) for name, value in state.items()}
+    scores = torch.full((batch, k), NEG_INF)
+    scores[:, 0] = 0.0
+    token = torch.full((batch * k,), tokens.start, dtype=torch.long)
+    node = torch.zeros(batch * k, dtype=torch.long)
+    done = torch.zeros(batch * k, dtype=torch.bool)
+    history = torch.zeros(batch * k, 0, dtype=torch.long)
+    for _ in range(max_steps):
+        logits, state, _ = model.step(token, state)
+        log_probs = torch.log_softmax(logits, dim=-1)
+        vocab = log_probs.shape[-1]
+        if trie is not None:
+            log_probs = log_probs.masked_fill(trie.children[node] < 0, NEG_INF)
+        pad_only = torch.full((vocab,), NEG_INF)
+        pad_only[tokens.pad] = 0.0
+        log_probs = torch.where(done.unsqueeze(1), pad_only, log_probs)
+        scores, flat = (scores.view(-1, 1) + log_probs).view(batch, k * vocab).topk(k, dim=-1)
+        parent = (flat // vocab + torch.arange(batch).unsqueeze(1) * k).view(-1)
+        token = (flat % vocab).view(-1)
+        state = {name: value[parent] for name, value in state.items()}
+        history, done, node = history[parent], done[parent], node[parent]
+        history = torch.cat([history, token.unsqueeze(1)], dim=1)
+        if trie is not None:
+            node = torch.where(done, node, trie.children[node, token])
+        done = done | (token == tokens.end)
+        if bool(done.all()):
+            break
+    return history.view(batch, k, -1)[:, 0], scores[:, 0]
+
+
+CAPTCHA_TOKENS = SearchTokens(START, END, PAD)
+
+
+def sat_greedy(
+    model: SATRecognizer, images: torch.Tensor, tokenizer: CharTokenizer, trie: LexiconTrie | None = None
+) -> Decoded:
+    ids, log_conf, maps = greedy_search(
+        model, model.start(images), images.shape[0], CAPTCHA_TOKENS, model.max_length + 1, trie
+    )
     rows, cols = model.encoder.config.grid
-    attention = torch.stack(maps, dim=1).view(batch, len(maps), rows, cols)
-    words = [tokenizer.decode(seq) for seq in torch.stack(tokens, dim=1).tolist()]
-    return Decoded(words, log_conf.exp().tolist(), attention)
+    attention = maps.view(images.shape[0], maps.shape[1], rows, cols)
+    return Decoded([tokenizer.decode(seq) for seq in ids.tolist()], log_conf.exp().tolist(), attention)
 
 
 def sat_beam(
     model: SATRecognizer, images: torch.Tensor, tokenizer: CharTokenizer, beam: int, trie: LexiconTrie | None = None
 ) -> Decoded:
-    """Batched beam search: B x K hypotheses advance together; a finished one only extends by <pad>
-    at no cost, so it keeps its score while the others catch up."""
-    features, projected, hidden = model.encode(images)
-    batch, vocab = images.shape[0], model.embedding.num_embeddings
-    k = beam
-    features = features.repeat_interleave(k, dim=0)
-    projected = projected.repeat_interleave(k, dim=0)
-    hidden = hidden.repeat_interleave(k, dim=0)
-    scores = torch.full((batch, k), NEG_INF)
-    scores[:, 0] = 0.0
-    token = torch.full((batch * k,), START, dtype=torch.long)
-    node = torch.zeros(batch * k, dtype=torch.long)
-    done = torch.zeros(batch * k, dtype=torch.bool)
-    history = torch.zeros(batch * k, 0, dtype=torch.long)
-    pad_only = torch.full((vocab,), NEG_INF)
-    pad_only[PAD] = 0.0
-    for _ in range(model.max_length + 1):
-        logits, hidden, _ = model.step(token, hidden, features, projected)
-        log_probs = torch.log_softmax(logits, dim=-1)
-        if trie is not None:
-            log_probs = log_probs.masked_fill(trie.children[node] < 0, NEG_INF)
-        log_probs = torch.where(done.unsqueeze(1), pad_only, log_probs)
-        total = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
-        scores, flat = total.topk(k, dim=-1)
-        parent = (flat // vocab + torch.arange(batch).unsqueeze(1) * k).view(-1)
-        token = (flat % vocab).view(-1)
-        hidden, history, done, node = hidden[parent], history[parent], done[parent], node[parent]
-        history = torch.cat([history, token.unsqueeze(1)], dim=1)
-        if trie is not None:
-            node = torch.where(done, node, trie.children[node, token])
-        done = done | (token == END)
-        if bool(done.view(batch, k)[:, 0].all() & done.all()):
-            break
-    best = history.view(batch, k, -1)[:, 0]
-    words = [tokenizer.decode(seq) for seq in best.tolist()]
-    return Decoded(words, scores[:, 0].exp().tolist())
+    ids, scores = beam_search(
+        model, model.start(images), images.shape[0], CAPTCHA_TOKENS, model.max_length + 1, beam, trie
+    )
+    return Decoded([tokenizer.decode(seq) for seq in ids.tolist()], scores.exp().tolist())
 
 
 def ctc_greedy(log_probs: torch.Tensor, tokenizer: CharTokenizer) -> Decoded:

@@ -24,29 +24,29 @@ class SATRecognizer(nn.Module):
         self.cell = nn.GRUCell(embed + features, hidden)
         self.output = nn.Sequential(nn.Linear(hidden + features, hidden), nn.ReLU(), nn.Linear(hidden, vocab_size))
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> features (B, N, F), their attention projection, the first hidden state."""
+    def start(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The decoding state before the first step: feature grid (B, N, F), its attention keys, hidden."""
         grid = self.encoder(images)
         features = grid.flatten(2).transpose(1, 2)
         hidden = torch.tanh(self.init_hidden(features.mean(dim=1)))
-        return features, self.attention.project(features), hidden
+        return {"features": features, "keys": self.attention.project(features), "hidden": hidden}
 
     def step(
-        self, token: torch.Tensor, hidden: torch.Tensor, features: torch.Tensor, projected: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One decoding step -> logits (B, V), new hidden (B, H), attention weights (B, N)."""
-        context, weights = self.attention(features, projected, hidden)
-        hidden = self.cell(torch.cat([self.embedding(token), context], dim=-1), hidden)
+        self, token: torch.Tensor, state: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """One decoding step -> logits (B, V), the next state, attention weights (B, N)."""
+        context, weights = self.attention(state["features"], state["keys"], state["hidden"])
+        hidden = self.cell(torch.cat([self.embedding(token), context], dim=-1), state["hidden"])
         logits = self.output(torch.cat([hidden, context], dim=-1))
-        return logits, hidden, weights
+        return logits, {**state, "hidden": hidden}, weights
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: step t reads target t-1 (<start> first). targets (B, T) -> logits (B, T, V)."""
-        features, projected, hidden = self.encode(images)
+        state = self.start(images)
         token = torch.full((images.shape[0],), START, dtype=torch.long, device=images.device)
         logits = []
         for t in range(targets.shape[1]):
-            step_logits, hidden, _ = self.step(token, hidden, features, projected)
+            step_logits, state, _ = self.step(token, state)
             logits.append(step_logits)
             token = targets[:, t]
         return torch.stack(logits, dim=1)
