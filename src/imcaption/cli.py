@@ -71,12 +71,16 @@ def _add_captcha_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if (Path(args.data_dir) / "annotations" / "captions_train.json").is_file():
+        return cmd_train_captioner(args)
+    if args.decoder or args.encoder:
+        raise ValueError(f"{args.data_dir} is not a COCO-format caption folder; --decoder/--encoder are for captioning")
     from imcaption.checkpoint import load_checkpoint
     from imcaption.train import TrainConfig, Trainer
 
     config = TrainConfig(
         model=args.model,
-        epochs=args.epochs,
+        epochs=args.epochs or TrainConfig.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         height=args.height,
@@ -109,6 +113,60 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\ninterrupted at step {trainer.state.step:,}; saved {last}. Continue with --resume.")
         return 130
     print(f"done: best validation exact match {state.best_exact_match:.4f}; checkpoints in {args.out}")
+    return 0
+
+
+def cmd_train_captioner(args: argparse.Namespace) -> int:
+    from imcaption.caption_train import CaptionTrainConfig, CaptionTrainer
+
+    config = CaptionTrainConfig(
+        decoder=args.decoder or "sat",
+        encoder=args.encoder or "cnn",
+        seed=args.seed,
+        epochs=args.epochs or CaptionTrainConfig.epochs,
+    )
+    last = Path(args.out) / "last.pt"
+    if last.is_file() and not args.resume:
+        raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
+    trainer = CaptionTrainer(args.data_dir, args.out, config, progress=not args.quiet)
+    if args.resume and last.is_file():
+        trainer.resume(last)
+    print(
+        f"training a {config.decoder} captioner ({config.encoder} encoder) on {len(trainer.train_images):,} "
+        f"images, {len(trainer.pairs):,} captions; vocabulary {trainer.tokenizer.vocab_size:,}"
+    )
+    try:
+        best = trainer.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.step:,}; saved {last}. Continue with --resume.")
+        return 130
+    print(f"done: best validation BLEU-4 {best:.4f}; checkpoints in {args.out}")
+    return 0
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    from imcaption.caption_train import caption_files, load_captioner
+    from imcaption.visualize import plot_caption_attention
+
+    loaded = load_captioner(args.checkpoint)
+    beam = args.beam
+    if args.attention and beam > 1:
+        print("note: --attention draws the greedy caption; --beam is ignored", file=sys.stderr)
+        beam = 1
+    captions, attention, pixels = caption_files(loaded, args.images, beam)
+    for path, caption in zip(args.images, captions, strict=True):
+        print(f"{path}\t{caption}")
+    if args.attention:
+        if attention is None:
+            raise ValueError(f"a {loaded.config.decoder} captioner has no attention; --attention needs sat")
+        out = Path(args.attention)
+        side = int(attention.shape[-1] ** 0.5) if loaded.config.encoder == "mobilenet" else None
+        for n, caption in enumerate(captions):
+            target = out if len(captions) == 1 else out.with_name(f"{out.stem}_{n}{out.suffix}")
+            grid = loaded.model.encoder.config.grid if side is None else (side, side)
+            maps = attention[n].view(attention.shape[1], *grid).numpy()
+            plot_caption_attention(pixels[n], caption.split(), maps, target)
+            print(f"attention: {target}")
     return 0
 
 
@@ -215,8 +273,20 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a captcha recognizer")
     train.add_argument("data_dir", metavar="DATA_DIR")
     train.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoints, metrics.jsonl, curves.png")
-    train.add_argument("--model", choices=["sat", "ctc"], default="sat", help="decoder (default sat)")
-    train.add_argument("--epochs", type=int, default=8)
+    train.add_argument("--model", choices=["sat", "ctc"], default="sat", help="captcha decoder (default sat)")
+    train.add_argument(
+        "--decoder",
+        choices=["sat", "nic", "mrnn"],
+        default=None,
+        help="caption decoder, for COCO-format data (default sat)",
+    )
+    train.add_argument(
+        "--encoder",
+        choices=["cnn", "mobilenet"],
+        default=None,
+        help="captioning encoder: from-scratch CNN or frozen ImageNet MobileNetV2 (default cnn)",
+    )
+    train.add_argument("--epochs", type=int, default=None, help="default 8 (captchas), 12 (captions)")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     train.add_argument("--height", type=int, default=64, help="model input height (default 64)")
@@ -266,6 +336,13 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     read.add_argument("--attention", default=None, metavar="OUT.png", help="draw each character's attention")
     reading_options(read)
     read.set_defaults(func=cmd_read)
+
+    caption = commands.add_parser("caption", help="caption image files with a trained captioner")
+    caption.add_argument("checkpoint", metavar="CHECKPOINT")
+    caption.add_argument("images", nargs="+", metavar="IMAGE")
+    caption.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default 1: greedy)")
+    caption.add_argument("--attention", default=None, metavar="OUT.png", help="per-word attention grid (sat)")
+    caption.set_defaults(func=cmd_caption)
 
 
 def cmd_captcha_assignment(args: argparse.Namespace) -> int:

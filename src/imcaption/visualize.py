@@ -59,3 +59,25 @@ def plot_attention(image: np.ndarray, word: str, attention: np.ndarray, out_path
     fig.tight_layout()
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
+
+
+def plot_caption_attention(
+    image: np.ndarray, words: Sequence[str], attention: np.ndarray, out_path: str | Path, columns: int = 4
+) -> None:
+    """The tutorial's plot_attention for any caption length: one panel per word (and <end>), in rows of
+    `columns`. attention (steps, rows, cols) over the image grid."""
+    labels = list(words) + ["<end>"]
+    steps = min(len(labels), attention.shape[0])
+    rows = max(1, -(-steps // columns))
+    height, width = image.shape[:2]
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows), squeeze=False)
+    for n, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if n >= steps:
+            continue
+        ax.imshow(image)
+        ax.imshow(attention[n], cmap="inferno", alpha=0.55, extent=(0, width, height, 0), interpolation="bilinear")
+        ax.set_title(labels[n], fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
