@@ -65,10 +65,19 @@ def data_section(data: dict | None) -> list[str]:
         f"| cache (64 × 128) | {data['images']:,} | {num(cache and round(cache / 60, 1), ' min')} | "
         f"{num(data.get('cache_images_per_s'))} | ≤ 5 min | {num(data.get('cache_bytes'), ' B')} |",
         "",
-        f"Peak RSS of the benchmark process: {num(data.get('peak_rss_gb'), ' GB')} "
-        "(the cache build writes through a memory map, whose dirty pages count as resident).",
-        "",
     ]
+    stage_rss = [
+        (stage, data[f"{stage}_peak_rss_gb"])
+        for stage in ("generate", "cache", "all")
+        if f"{stage}_peak_rss_gb" in data
+    ]
+    if stage_rss:
+        rows += [
+            "Peak RSS of the benchmark process: "
+            + ", ".join(f"{s} {v} GB" for s, v in stage_rss)
+            + " (the cache build writes through a memory map, whose dirty pages count as resident).",
+            "",
+        ]
     if data.get("generate_note"):
         rows += [data["generate_note"], ""]
     return rows
