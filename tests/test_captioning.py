@@ -83,7 +83,7 @@ def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     data = tmp_path_factory.mktemp("scenes")
     assert main(["scenes", "generate", str(data), "--count", "500", "--quiet"]) == 0
     run = tmp_path_factory.mktemp("caption_run")
-    config = CaptionTrainConfig(decoder="sat", image_size=64, epochs=6, batch_size=32, lr=3e-3, warmup_steps=50)
+    config = CaptionTrainConfig(decoder="sat", image_size=64, epochs=3, batch_size=32, lr=3e-3, warmup_steps=50)
     trainer = CaptionTrainer(data, run, config, progress=False)
     trainer.run()
     return data, run / "best.pt", trainer
@@ -96,6 +96,7 @@ def test_sat_captioner_learns_tiny_scenes(tiny_captioner: tuple[Path, Path, Capt
     trainer_model, trainer.model = trainer.model, untrained
     baseline = trainer.validate()
     trainer.model = trainer_model
+    # About 0.4 after these 3 epochs; an untrained model scores near 0.
     assert scores["bleu4"] > 0.25 and scores["bleu4"] > baseline["bleu4"] + 0.2
 
 
