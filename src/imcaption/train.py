@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from imcaption.augment import AugmentConfig, augment_batch
-from imcaption.checkpoint import Recognizer, load_checkpoint, save_checkpoint
+from imcaption.checkpoint import load_checkpoint, save_checkpoint
 from imcaption.data.captcha_dataset import CaptchaDataset
 from imcaption.data.image_cache import ImageCache, ensure_cache
 from imcaption.data.preprocess import ImageSize
@@ -256,9 +256,3 @@ class Trainer:
             raise
         bar.close()
         return self.state
-
-
-def as_recognizer(trainer: Trainer) -> Recognizer:
-    trainer.model.eval()
-    state = trainer.checkpoint_state()
-    return Recognizer(trainer.model, trainer.model_config, trainer.tokenizer, trainer.size, state)
