@@ -1,0 +1,1 @@
+"""Datasets: captcha generator, label files and splits, image cache."""

@@ -1,0 +1,280 @@
+"""Synthetic word captchas that imitate the real `words_captcha` images (DESIGN.md section 2).
+
+Every image is a pure function of (seed, index): its own NumPy generator is seeded with both, so the
+output does not depend on how the indices are spread over worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from imcaption.data.fonts import CAPTCHA_FACES, load_font
+from imcaption.data.labels import LabelRow, write_labels
+
+TEMP_SUFFIX = ".partial"
+
+
+@dataclass(frozen=True)
+class CaptchaStyle:
+    width: int = 600
+    height: int = 320
+    font_size: tuple[int, int] = (80, 140)
+    letter_size_jitter: float = 0.15
+    max_rotation_deg: float = 15.0
+    max_vertical_offset: int = 18
+    letter_gap: tuple[int, int] = (2, 34)
+    margin: int = 8
+    strokes: tuple[int, int] = (10, 25)
+    stroke_width: tuple[int, int] = (2, 6)
+    speckle_density: tuple[float, float] = (0.006, 0.015)
+    # Colors brighter than this luminance would vanish into the white background.
+    max_luminance: float = 200.0
+    noise: bool = True
+    faces: tuple[int, ...] = (0, 1, 2, 3)
+
+
+@dataclass
+class RenderedCaptcha:
+    image: Image.Image
+    word: str
+    face: str
+    letter_boxes: list[tuple[int, int, int, int]]
+
+
+class FontCache:
+    """Loads each (face, size) once per process."""
+
+    def __init__(self) -> None:
+        self._fonts: dict[tuple[int, int], ImageFont.FreeTypeFont] = {}
+
+    def get(self, face_index: int, size: int) -> ImageFont.FreeTypeFont:
+        key = (face_index, size)
+        if key not in self._fonts:
+            self._fonts[key] = load_font(CAPTCHA_FACES[face_index], size)
+        return self._fonts[key]
+
+
+def image_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, index])
+
+
+def word_for_index(vocabulary: Sequence[str], seed: int, index: int) -> str:
+    """The word of image `index`; the first draw of that image's generator."""
+    return vocabulary[int(image_rng(seed, index).integers(len(vocabulary)))]
+
+
+def random_color(rng: np.random.Generator, max_luminance: float) -> tuple[int, int, int]:
+    while True:
+        r, g, b = (int(v) for v in rng.integers(0, 256, size=3))
+        if 0.299 * r + 0.587 * g + 0.114 * b <= max_luminance:
+            return r, g, b
+
+
+def _letter_mask(char: str, font: ImageFont.FreeTypeFont, angle: float) -> tuple[Image.Image, int]:
+    """The letter's coverage mask, rotated and cropped to ink, and its ink top below the ascender line."""
+    left, top, right, bottom = font.getbbox(char)
+    pad = 4
+    mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
+    ImageDraw.Draw(mask).text((pad - left, pad - top), char, font=font, fill=255)
+    mask = mask.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    box = mask.getbbox()
+    if box is None:
+        raise ValueError(f"font draws nothing for {char!r}")
+    return mask.crop(box), top
+
+
+def _layout_letters(
+    word: str, face_index: int, rng: np.random.Generator, fonts: FontCache, style: CaptchaStyle
+) -> tuple[list[Image.Image], list[int], list[int]]:
+    base_size = int(rng.integers(style.font_size[0], style.font_size[1] + 1))
+    jitters = rng.uniform(1 - style.letter_size_jitter, 1 + style.letter_size_jitter, size=len(word))
+    angles = rng.uniform(-style.max_rotation_deg, style.max_rotation_deg, size=len(word))
+    gaps = rng.integers(style.letter_gap[0], style.letter_gap[1] + 1, size=len(word) - 1)
+    offsets = rng.integers(-style.max_vertical_offset, style.max_vertical_offset + 1, size=len(word))
+    usable_width = style.width - 2 * style.margin
+    usable_height = style.height - 2 * style.margin
+    scale = 1.0
+    # Shrink the whole word until it fits; long words in wide faces need it.
+    while True:
+        masks, tops = [], []
+        for char, jitter, angle in zip(word, jitters, angles, strict=True):
+            size = max(12, int(base_size * jitter * scale))
+            mask, top = _letter_mask(char, fonts.get(face_index, size), float(angle))
+            masks.append(mask)
+            tops.append(int(top * scale) + int(offsets[len(masks) - 1] * scale))
+        width = sum(m.width for m in masks) + int(sum(gaps) * scale)
+        low = min(tops)
+        height = max(t - low + m.height for t, m in zip(tops, masks, strict=True))
+        if width <= usable_width and height <= usable_height:
+            break
+        scale *= 0.9
+    scaled_gaps = [int(g * scale) for g in gaps]
+    x0 = style.margin + int(rng.integers(0, usable_width - width + 1))
+    y0 = style.margin + int(rng.integers(0, usable_height - height + 1))
+    xs, ys = [], []
+    x = x0
+    for i, mask in enumerate(masks):
+        xs.append(x)
+        ys.append(y0 + tops[i] - low)
+        x += mask.width + (scaled_gaps[i] if i < len(scaled_gaps) else 0)
+    return masks, xs, ys
+
+
+def _draw_stroke(draw: ImageDraw.ImageDraw, rng: np.random.Generator, style: CaptchaStyle) -> None:
+    w, h = style.width, style.height
+    color = random_color(rng, style.max_luminance)
+    width = int(rng.integers(style.stroke_width[0], style.stroke_width[1] + 1))
+    kind = rng.choice(4, p=[0.35, 0.3, 0.15, 0.2])
+    if kind == 0:  # a long straight segment across most of the image
+        y1, y2 = rng.uniform(-0.1 * h, 1.1 * h, size=2)
+        x1, x2 = rng.uniform(-0.05 * w, 0.3 * w), rng.uniform(0.6 * w, 1.05 * w)
+        if rng.random() < 0.5:
+            x1, x2 = x2, x1
+        draw.line([(x1, y1), (x2, y2)], fill=color, width=width)
+    elif kind == 3:  # a short dash
+        x1, y1 = rng.uniform(0, w), rng.uniform(0, h)
+        length, angle = rng.uniform(15, 70), rng.uniform(0, np.pi)
+        draw.line([(x1, y1), (x1 + length * np.cos(angle), y1 + length * np.sin(angle))], fill=color, width=width)
+    else:
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        rx, ry = rng.uniform(15, 0.5 * w), rng.uniform(10, 0.6 * h)
+        box = [cx - rx, cy - ry, cx + rx, cy + ry]
+        if kind == 2:  # a full ellipse
+            draw.ellipse(box, outline=color, width=width)
+        else:  # an arc, a partial ellipse
+            start = rng.uniform(0, 360)
+            draw.arc(box, start, start + rng.uniform(40, 300), fill=color, width=width)
+
+
+def _add_speckle(pixels: np.ndarray, rng: np.random.Generator, style: CaptchaStyle) -> None:
+    density = rng.uniform(*style.speckle_density)
+    count = int(density * style.width * style.height)
+    ys = rng.integers(0, style.height, size=count)
+    xs = rng.integers(0, style.width, size=count)
+    pixels[ys, xs] = rng.integers(0, 256, size=(count, 3), dtype=np.uint8)
+
+
+def render_captcha(
+    word: str, rng: np.random.Generator, fonts: FontCache, style: CaptchaStyle = CaptchaStyle()
+) -> RenderedCaptcha:
+    """Draw `word`: one face, each letter its own color, size, tilt and offset; then noise on top."""
+    face_index = style.faces[int(rng.integers(len(style.faces)))]
+    image = Image.new("RGB", (style.width, style.height), (255, 255, 255))
+    masks, xs, ys = _layout_letters(word, face_index, rng, fonts, style)
+    boxes = []
+    for mask, x, y in zip(masks, xs, ys, strict=True):
+        image.paste(random_color(rng, style.max_luminance), (x, y, x + mask.width, y + mask.height), mask)
+        boxes.append((x, y, x + mask.width, y + mask.height))
+    if style.noise:
+        draw = ImageDraw.Draw(image)
+        for _ in range(int(rng.integers(style.strokes[0], style.strokes[1] + 1))):
+            _draw_stroke(draw, rng, style)
+        pixels = np.asarray(image).copy()
+        _add_speckle(pixels, rng, style)
+        image = Image.fromarray(pixels)
+    return RenderedCaptcha(image, word, CAPTCHA_FACES[face_index].name, boxes)
+
+
+def render_index(
+    vocabulary: Sequence[str], seed: int, index: int, fonts: FontCache, style: CaptchaStyle = CaptchaStyle()
+) -> RenderedCaptcha:
+    rng = image_rng(seed, index)
+    word = vocabulary[int(rng.integers(len(vocabulary)))]
+    return render_captcha(word, rng, fonts, style)
+
+
+def save_png_atomically(image: Image.Image, path: Path) -> None:
+    """Write to a temporary name, then rename: an interrupt never leaves a half-written PNG."""
+    temp = path.with_name(path.name + TEMP_SUFFIX)
+    image.save(temp, format="PNG", compress_level=3)
+    os.replace(temp, path)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    out_dir: str
+    seed: int
+    indices: tuple[int, ...]
+    vocabulary: tuple[str, ...]
+    style: CaptchaStyle
+
+
+def _render_chunk(chunk: _Chunk) -> int:
+    fonts = FontCache()
+    for index in chunk.indices:
+        rendered = render_index(chunk.vocabulary, chunk.seed, index, fonts, chunk.style)
+        save_png_atomically(rendered.image, Path(chunk.out_dir) / f"a{index}.png")
+    return len(chunk.indices)
+
+
+def labeled_count(count: int) -> int:
+    """How many images get a label in spec_train_val.txt: the first 6/7, as in the real dataset."""
+    return count * 6 // 7
+
+
+def _chunks(indices: list[int], size: int) -> Iterator[tuple[int, ...]]:
+    for start in range(0, len(indices), size):
+        yield tuple(indices[start : start + size])
+
+
+def generate_dataset(
+    out_dir: str | Path,
+    vocabulary: Sequence[str],
+    count: int = 140_000,
+    seed: int = 0,
+    workers: int | None = None,
+    style: CaptchaStyle = CaptchaStyle(),
+    progress: bool = True,
+) -> int:
+    """Write a0.png ... a{count-1}.png and the label files; return how many images were newly drawn.
+
+    Images already present are kept untouched, so a rerun after an interrupt only fills the gaps.
+    """
+    if count < 7:
+        raise ValueError(f"--count must be at least 7 (one image per split), got {count}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f"*{TEMP_SUFFIX}"):
+        stale.unlink()
+    existing = {entry.name for entry in os.scandir(out)}
+    missing = [i for i in range(count) if f"a{i}.png" not in existing]
+    _write_label_files(out, vocabulary, count, seed)
+    if missing:
+        _render_missing(out, vocabulary, seed, missing, workers or os.cpu_count() or 1, style, progress)
+    return len(missing)
+
+
+def _write_label_files(out: Path, vocabulary: Sequence[str], count: int, seed: int) -> None:
+    rows = [LabelRow(i, word_for_index(vocabulary, seed, i)) for i in range(count)]
+    split = labeled_count(count)
+    write_labels(out / "spec_train_val.txt", rows[:split])
+    write_labels(out / "test_labels.txt", rows[split:])
+
+
+def _render_missing(
+    out: Path,
+    vocabulary: Sequence[str],
+    seed: int,
+    missing: list[int],
+    workers: int,
+    style: CaptchaStyle,
+    progress: bool,
+) -> None:
+    chunks = [_Chunk(str(out), seed, c, tuple(vocabulary), style) for c in _chunks(missing, 64)]
+    bar = tqdm(total=len(missing), desc="generate", unit="img", disable=not progress, smoothing=0.05)
+    with bar:
+        if workers == 1:
+            for chunk in chunks:
+                bar.update(_render_chunk(chunk))
+            return
+        with Pool(workers) as pool:
+            for done in pool.imap_unordered(_render_chunk, chunks):
+                bar.update(done)

@@ -1,0 +1,195 @@
+"""Decode every PNG once: one uint8 array of resized images per dataset and input size.
+
+Files in DATA_DIR/.imcaption_cache/: images_{H}x{W}.u8 (raw N x H x W x 3 bytes) and
+images_{H}x{W}.json (the index). The index is written last, by rename, so a build that dies half way
+leaves no index and is redone; it records a fingerprint of the image files (count, names, sizes,
+modification times), so edited or added images make the cache stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from imcaption.data.captcha_dataset import IMAGE_NAME, CaptchaDataset
+from imcaption.data.preprocess import ImageSize, load_image, to_model_input
+
+CACHE_DIR = ".imcaption_cache"
+FORMAT_VERSION = 1
+DEFAULT_SIZE = ImageSize(64, 128)
+
+
+@dataclass(frozen=True)
+class ImageCache:
+    data_path: Path
+    count: int
+    size: ImageSize
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.count, self.size.height, self.size.width, 3)
+
+    @property
+    def record_bytes(self) -> int:
+        return self.size.height * self.size.width * 3
+
+    def read(self, indices: np.ndarray | list[int] | range) -> np.ndarray:
+        """Images at `indices` as (len, H, W, 3) uint8.
+
+        pread instead of a memory map: pages read this way stay in the page cache and do not count
+        against the process's resident memory."""
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(indices), self.size.height, self.size.width, 3), dtype=np.uint8)
+        flat = out.reshape(len(indices), -1)
+        fd = os.open(self.data_path, os.O_RDONLY)
+        try:
+            if len(indices) and np.all(np.diff(indices) == 1):
+                _read_exact(fd, memoryview(flat).cast("B"), int(indices[0]) * self.record_bytes)
+            else:
+                for row, index in enumerate(indices):
+                    _read_exact(fd, memoryview(flat[row]).cast("B"), int(index) * self.record_bytes)
+        finally:
+            os.close(fd)
+        return out
+
+
+def _read_exact(fd: int, buffer: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(buffer):
+        got = os.preadv(fd, [buffer[done:]], offset + done)
+        if got == 0:
+            raise OSError("image cache file is shorter than its index says; rebuild it")
+        done += got
+
+
+def cache_paths(root: Path, size: ImageSize) -> tuple[Path, Path]:
+    folder = root / CACHE_DIR
+    return folder / f"images_{size.tag}.u8", folder / f"images_{size.tag}.json"
+
+
+def fingerprint(root: Path, count: int) -> str:
+    digest = hashlib.sha1()
+    with os.scandir(root) as entries:
+        stats = sorted(
+            (int(m.group(1)), e.stat().st_size, e.stat().st_mtime_ns)
+            for e in entries
+            if (m := IMAGE_NAME.match(e.name))
+        )
+    if len(stats) != count:
+        return "stale"
+    for row in stats:
+        digest.update(("%d %d %d\n" % row).encode())
+    return digest.hexdigest()
+
+
+def open_cache(dataset: CaptchaDataset, size: ImageSize = DEFAULT_SIZE) -> ImageCache | None:
+    """The cache if it exists and matches the images now on disk, else None."""
+    data_path, index_path = cache_paths(dataset.root, size)
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        return None
+    expected = {
+        "version": FORMAT_VERSION,
+        "count": dataset.image_count,
+        "height": size.height,
+        "width": size.width,
+        "fingerprint": fingerprint(dataset.root, dataset.image_count),
+    }
+    if any(index.get(key) != value for key, value in expected.items()):
+        return None
+    cache = ImageCache(data_path, dataset.image_count, size)
+    if not data_path.is_file() or data_path.stat().st_size != cache.count * cache.record_bytes:
+        return None
+    return cache
+
+
+def ensure_cache(
+    dataset: CaptchaDataset, size: ImageSize = DEFAULT_SIZE, workers: int | None = None, progress: bool = True
+) -> ImageCache:
+    """Reuse a valid cache; build it otherwise."""
+    return open_cache(dataset, size) or build_cache(dataset, size, workers, progress, force=True)
+
+
+def build_cache(
+    dataset: CaptchaDataset,
+    size: ImageSize = DEFAULT_SIZE,
+    workers: int | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> ImageCache:
+    if not force and (cache := open_cache(dataset, size)) is not None:
+        return cache
+    data_path, index_path = cache_paths(dataset.root, size)
+    data_path.parent.mkdir(exist_ok=True)
+    index_path.unlink(missing_ok=True)
+    stamp = fingerprint(dataset.root, dataset.image_count)
+    temp = data_path.with_name(data_path.name + ".partial")
+    cache = ImageCache(temp, dataset.image_count, size)
+    array = np.memmap(temp, dtype=np.uint8, mode="w+", shape=cache.shape)
+    resized = _fill(array, dataset, size, workers or os.cpu_count() or 1, progress)
+    array.flush()
+    del array
+    if resized:
+        print(f"note: {resized:,} images were not 600x320 and were resized like the rest", file=sys.stderr)
+    os.replace(temp, data_path)
+    index = {
+        "version": FORMAT_VERSION,
+        "count": dataset.image_count,
+        "height": size.height,
+        "width": size.width,
+        "fingerprint": stamp,
+    }
+    index_temp = index_path.with_name(index_path.name + ".partial")
+    index_temp.write_text(json.dumps(index, indent=1) + "\n")
+    os.replace(index_temp, index_path)
+    return ImageCache(data_path, dataset.image_count, size)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    root: str
+    start: int
+    stop: int
+    size: ImageSize
+
+
+def _decode_chunk(chunk: _Chunk) -> tuple[int, np.ndarray, int]:
+    images = np.empty((chunk.stop - chunk.start, chunk.size.height, chunk.size.width, 3), dtype=np.uint8)
+    odd_sized = 0
+    for row, index in enumerate(range(chunk.start, chunk.stop)):
+        image = load_image(Path(chunk.root) / f"a{index}.png")
+        odd_sized += image.size != (600, 320)
+        images[row] = to_model_input(image, chunk.size)
+    return chunk.start, images, odd_sized
+
+
+def _fill(array: np.ndarray, dataset: CaptchaDataset, size: ImageSize, workers: int, progress: bool) -> int:
+    step = 256
+    chunks = [
+        _Chunk(str(dataset.root), start, min(start + step, dataset.image_count), size)
+        for start in range(0, dataset.image_count, step)
+    ]
+    odd_sized = 0
+    with tqdm(total=dataset.image_count, desc=f"cache {size.tag}", unit="img", disable=not progress) as bar:
+        if workers == 1:
+            results = map(_decode_chunk, chunks)
+            for start, images, odd in results:
+                array[start : start + len(images)] = images
+                odd_sized += odd
+                bar.update(len(images))
+            return odd_sized
+        with Pool(workers) as pool:
+            for start, images, odd in pool.imap_unordered(_decode_chunk, chunks):
+                array[start : start + len(images)] = images
+                odd_sized += odd
+                bar.update(len(images))
+    return odd_sized
