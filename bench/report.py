@@ -33,6 +33,9 @@ EXPLORATION = """\
   per-image cost is known. The lexicon constraint gains little: many misreadings are themselves words of the
   vocabulary (there→their, bond→band), and greedy search commits to a wrong first letter before the trie can
   help; lexicon-constrained beam search (`--beam K --lexicon FILE`) is the better pairing.
+- **ctc**, in a shorter 3-epoch comparison on the same encoder, learns more slowly than sat at equal
+  wall time (see its curve), but its exact lexicon decoding (the CTC likelihood of every vocabulary word) lifts
+  it far more than the trie does for sat; a longer ctc run with lexicon decoding is worth measuring.
 - The best checkpoint is kept by validation exact match; the test split is never used for any choice.
 """
 
@@ -125,6 +128,10 @@ def model_section(runs: dict[str, dict]) -> list[str]:
         "Full protocol: the 140,000 generated images (seed 0), default configuration, best checkpoint by "
         "validation exact match, evaluated on the 20,000 validation images; the test split predicted into an "
         "answer file and scored against the generator's `test_labels.txt`.",
+        "",
+        "Conditions: these runs shared the 2 cores with development work in the same session (editing, and for "
+        "`ctc` a full test-suite run), so wall times and images/s are lower than on an idle machine. The `ctc` "
+        "run is a shorter comparison (its epochs are in the table), not the default configuration.",
         "",
         "| | " + " | ".join(f"`{n}`" for n in names) + " |",
         "|---" * (len(names) + 1) + "|",
