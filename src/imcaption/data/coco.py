@@ -49,9 +49,7 @@ def read_coco_captions(
         try:
             image_id, caption = int(annotation["image_id"]), str(annotation["caption"])
         except (KeyError, TypeError, ValueError):
-            raise CocoFormatError(
-                f'{captions_file}: annotations[{position}] needs "image_id" and "caption"'
-            ) from None
+            raise CocoFormatError(f'{captions_file}: annotations[{position}] needs "image_id" and "caption"') from None
         if image_id not in files:
             raise CocoFormatError(
                 f"{captions_file}: annotations[{position}] is a caption for image {image_id}, "

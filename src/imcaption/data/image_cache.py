@@ -86,7 +86,7 @@ def fingerprint(root: Path, count: int) -> str:
     if len(stats) != count:
         return "stale"
     for row in stats:
-        digest.update(("%d %d %d\n" % row).encode())
+        digest.update(f"{row[0]} {row[1]} {row[2]}\n".encode())
     return digest.hexdigest()
 
 

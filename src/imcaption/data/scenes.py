@@ -64,8 +64,9 @@ def _place(rng: np.random.Generator, side: int, taken: list[tuple[int, int, int,
         extent = int(side * rng.uniform(low, high))
         x, y = (int(v) for v in rng.integers(2, side - extent - 2, size=2))
         box = (x, y, extent, extent)
-        if all(x + extent + 4 < bx or bx + bw + 4 < x or y + extent + 4 < by or by + bh + 4 < y
-               for bx, by, bw, bh in taken):
+        if all(
+            x + extent + 4 < bx or bx + bw + 4 < x or y + extent + 4 < by or by + bh + 4 < y for bx, by, bw, bh in taken
+        ):
             return box
     return None
 
@@ -80,7 +81,8 @@ def _draw(draw: ImageDraw.ImageDraw, obj: SceneObject) -> None:
     elif obj.shape == "triangle":
         draw.polygon([(x + w / 2, y), (x + w, y + h), (x, y + h)], fill=fill, outline=outline)
     else:
-        draw.polygon([(x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h), (x, y + h / 2)], fill=fill, outline=outline)
+        corners = [(x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h), (x, y + h / 2)]
+        draw.polygon(corners, fill=fill, outline=outline)
 
 
 def _phrase(obj: SceneObject, rng: np.random.Generator) -> str:
@@ -104,17 +106,31 @@ def describe(objects: tuple[SceneObject, ...], rng: np.random.Generator, count: 
             break
         p = [_phrase(o, rng) for o in objects]
         if len(objects) == 1:
-            options = [f"{p[0]}", f"{p[0]} on a textured background", f"there is {p[0]} in the picture",
-                       f"a picture of {p[0]}", f"just {p[0]}"]
+            options = [
+                f"{p[0]}",
+                f"{p[0]} on a textured background",
+                f"there is {p[0]} in the picture",
+                f"a picture of {p[0]}",
+                f"just {p[0]}",
+            ]
         elif len(objects) == 2:
             rel = _relation(objects[0], objects[1])
             back = _relation(objects[1], objects[0])
-            options = [f"{p[0]} {rel} {p[1]}", f"{p[1]} {back} {p[0]}", f"{p[0]} and {p[1]}",
-                       f"two shapes {p[0]} and {p[1]}", f"there is {p[1]} and {p[0]}"]
+            options = [
+                f"{p[0]} {rel} {p[1]}",
+                f"{p[1]} {back} {p[0]}",
+                f"{p[0]} and {p[1]}",
+                f"two shapes {p[0]} and {p[1]}",
+                f"there is {p[1]} and {p[0]}",
+            ]
         else:
             rel = _relation(objects[0], objects[1])
-            options = [f"{p[0]} {p[1]} and {p[2]}", f"three shapes {p[0]} {p[1]} and {p[2]}",
-                       f"{p[0]} {rel} {p[1]} and {p[2]}", f"{p[2]} with {p[0]} and {p[1]}"]
+            options = [
+                f"{p[0]} {p[1]} and {p[2]}",
+                f"three shapes {p[0]} {p[1]} and {p[2]}",
+                f"{p[0]} {rel} {p[1]} and {p[2]}",
+                f"{p[2]} with {p[0]} and {p[1]}",
+            ]
         caption = options[int(rng.integers(len(options)))]
         if caption not in captions:
             captions.append(caption)
@@ -131,23 +147,32 @@ def render_scene(seed: int, index: int, side: int = 128) -> Scene:
         box = _place(rng, side, [o.bbox for o in objects], size)
         if box is None:
             continue
-        obj = SceneObject(SHAPES[int(rng.integers(len(SHAPES)))], list(COLORS)[int(rng.integers(len(COLORS)))],
-                          size, box)
+        obj = SceneObject(
+            SHAPES[int(rng.integers(len(SHAPES)))], list(COLORS)[int(rng.integers(len(COLORS)))], size, box
+        )
         _draw(draw, obj)
         objects.append(obj)
     return Scene(image, tuple(objects), describe(tuple(objects), rng))
 
 
-def generate_scenes(out_dir: str | Path, count: int = 6000, seed: int = 0, side: int = 128,
-                    val_fraction: float = 0.1, progress: bool = True) -> None:
+def generate_scenes(
+    out_dir: str | Path,
+    count: int = 6000,
+    seed: int = 0,
+    side: int = 128,
+    val_fraction: float = 0.1,
+    progress: bool = True,
+) -> None:
     """OUT_DIR/images/s{i}.png, annotations/captions_{train,val}.json (COCO format) and
     annotations/objects.json (image id -> shapes with COCO [x, y, w, h] boxes)."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(exist_ok=True)
     val_start = count - max(1, round(count * val_fraction))
-    splits: dict[str, dict[str, list]] = {"train": {"images": [], "annotations": []},
-                                          "val": {"images": [], "annotations": []}}
+    splits: dict[str, dict[str, list]] = {
+        "train": {"images": [], "annotations": []},
+        "val": {"images": [], "annotations": []},
+    }
     objects: dict[str, list[dict]] = {}
     for index in tqdm(range(count), desc="scenes", unit="img", disable=not progress):
         scene = render_scene(seed, index, side)
