@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,19 +14,18 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from imcaption import __version__
 from imcaption.caption_data import backbone_features, load_images
 from imcaption.caption_metrics import caption_scores
-from imcaption.checkpoint import CheckpointError
+from imcaption.checkpoint import load_checkpoint, save_checkpoint
 from imcaption.data.coco import CaptionedImage, read_coco_captions
 from imcaption.decode import SearchTokens, beam_search, greedy_search
 from imcaption.inference import as_batch
 from imcaption.models.captioner import Captioner, CaptionerConfig
 from imcaption.models.encoder import ConvEncoder, EncoderConfig
 from imcaption.text.word_tokenizer import END, PAD, START, WordTokenizer
+from imcaption.train import warmup_cosine
 
 FORMAT = "imcaption-captioner"
-FORMAT_VERSION = 1
 CAPTION_TOKENS = SearchTokens(START, END, PAD)
 
 
@@ -110,10 +107,7 @@ class CaptionTrainer:
         return as_batch(np.ascontiguousarray(source[rows]))
 
     def _lr_factor(self, step: int) -> float:
-        if step < self.config.warmup_steps:
-            return (step + 1) / self.config.warmup_steps
-        progress = (step - self.config.warmup_steps) / max(1, self.total_steps - self.config.warmup_steps)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return warmup_cosine(step, self.config.warmup_steps, self.total_steps)
 
     def train_step(self, step: int) -> float:
         epoch, offset = divmod(step, self.steps_per_epoch)
@@ -146,7 +140,6 @@ class CaptionTrainer:
 
     def state(self) -> dict[str, Any]:
         return {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "imcaption": __version__,
             "model": self.model.state_dict(), "train_config": asdict(self.config),
             "tokenizer": self.tokenizer.to_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "step": self.step, "best_bleu4": self.best_bleu4,
@@ -155,9 +148,7 @@ class CaptionTrainer:
 
     def save(self, name: str) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        temp = self.run_dir / f"{name}.partial"
-        torch.save(self.state(), temp)
-        os.replace(temp, self.run_dir / name)
+        save_checkpoint(self.run_dir / name, self.state(), FORMAT)
 
     def resume(self, path: Path) -> None:
         state = load_captioner_state(path)
@@ -210,20 +201,7 @@ class CaptionTrainer:
 
 
 def load_captioner_state(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many kinds for a damaged file
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an imcaption captioner checkpoint")
-    if state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has captioner format {state.get('format_version')}; this version reads {FORMAT_VERSION}"
-        )
-    return state
+    return load_checkpoint(path, FORMAT)
 
 
 @dataclass

@@ -34,15 +34,16 @@ class Recognizer:
     state: dict[str, Any]
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str = FORMAT) -> None:
     """Atomic: a crash while saving leaves the previous file intact."""
     path = Path(path)
     temp = path.with_name(path.name + ".partial")
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "imcaption": __version__, **state}, temp)
+    torch.save({"format": kind, "format_version": FORMAT_VERSION, "imcaption": __version__, **state}, temp)
     os.replace(temp, path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, kind: str = FORMAT) -> dict[str, Any]:
+    """The saved state, after checking it is a readable `kind` checkpoint of this format version."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -50,8 +51,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many kinds for a damaged file
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an imcaption recognizer checkpoint")
+    if not isinstance(state, dict) or state.get("format") != kind:
+        raise CheckpointError(f"{path} is not an {kind.replace('-', ' ')} checkpoint")
     version = state.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(

@@ -56,6 +56,14 @@ class TrainState:
     wall_seconds: float = 0.0
 
 
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warmup, then cosine decay to 2 % of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over real tokens (letters and <end>); <pad> positions count for nothing."""
     return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD)
@@ -96,10 +104,7 @@ class Trainer:
         self.state = TrainState()
 
     def _lr_factor(self, step: int) -> float:
-        if step < self.config.warmup_steps:
-            return (step + 1) / self.config.warmup_steps
-        progress = (step - self.config.warmup_steps) / max(1, self.total_steps - self.config.warmup_steps)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return warmup_cosine(step, self.config.warmup_steps, self.total_steps)
 
     def batch_ids(self, step: int) -> np.ndarray:
         """The same step always sees the same images, which is what makes resume exact."""
