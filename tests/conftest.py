@@ -39,7 +39,7 @@ def trained_sat(easy_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
     run = tmp_path_factory.mktemp("run_sat")
     config = TrainConfig(
-        model="sat", epochs=20, batch_size=32, lr=3e-3, warmup_steps=50, height=32, width=64, augment=False
+        model="sat", epochs=20, batch_size=32, lr=3e-3, warmup_steps=50, height=32, width=64, augment="none"
     )
     Trainer(easy_dataset, run, config, progress=False).run()
     return run / "best.pt"

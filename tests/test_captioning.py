@@ -82,7 +82,7 @@ def test_metrics_on_a_known_pair() -> None:
 def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, CaptionTrainer]:
     data = tmp_path_factory.mktemp("scenes")
     assert main(["scenes", "generate", str(data), "--count", "500", "--quiet"]) == 0
-    run = tmp_path_factory.mktemp("caption_run")
+    run = tmp_path_factory.mktemp("caption_run") / "fresh"  # training creates its own folder
     config = CaptionTrainConfig(decoder="sat", image_size=64, epochs=3, batch_size=32, lr=3e-3, warmup_steps=50)
     trainer = CaptionTrainer(data, run, config, progress=False)
     trainer.run()

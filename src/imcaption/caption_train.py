@@ -159,6 +159,7 @@ class CaptionTrainer:
 
     def run(self) -> float:
         """Train to the end; validate (BLEU-4, greedy) each epoch; keep last.pt and best.pt. -> best BLEU-4."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
@@ -221,32 +222,55 @@ def load_captioner(path: str | Path) -> LoadedCaptioner:
 
 
 @torch.no_grad()
+def greedy_tokens(
+    model: Captioner, inputs: torch.Tensor, max_length: int = 24
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Greedy token ids (B, T) and, for sat, the attention (B, T, N) that produced each token."""
+    model.eval()
+    state = model.decoder.start(model.features(inputs))
+    ids, _, attention = greedy_search(model.decoder, state, inputs.shape[0], CAPTION_TOKENS, max_length)
+    return ids, attention
+
+
+@torch.no_grad()
 def caption_inputs(
     model: Captioner, tokenizer: WordTokenizer, inputs: torch.Tensor, beam: int = 1, max_length: int = 24
 ) -> tuple[list[str], torch.Tensor | None]:
     """Captions for a batch of images (or cached features); with beam 1 also the attention (B, T, N) of sat."""
-    model.eval()
-    state = model.decoder.start(model.features(inputs))
     if beam == 1:
-        ids, _, attention = greedy_search(model.decoder, state, inputs.shape[0], CAPTION_TOKENS, max_length)
+        ids, attention = greedy_tokens(model, inputs, max_length)
     else:
+        model.eval()
+        state = model.decoder.start(model.features(inputs))
         ids, _ = beam_search(model.decoder, state, inputs.shape[0], CAPTION_TOKENS, max_length, beam)
         attention = None
     return [tokenizer.decode(row) for row in ids.tolist()], attention
+
+
+def attention_grid(loaded: LoadedCaptioner) -> tuple[int, int]:
+    """Rows and columns of the feature grid that attention weights are spread over."""
+    if loaded.config.encoder == "mobilenet":
+        return loaded.config.image_size // 32, loaded.config.image_size // 32
+    return loaded.model.encoder.config.grid
+
+
+def captioner_inputs(loaded: LoadedCaptioner, paths: list[str | Path]) -> tuple[torch.Tensor, np.ndarray]:
+    """Model inputs for image files of any size and mode (pixels, or backbone features), and the resized images."""
+    images = [CaptionedImage(n, Path(p), ()) for n, p in enumerate(paths)]
+    pixels = load_images(images, loaded.config.image_size, progress=False)
+    if loaded.config.encoder != "mobilenet":
+        return as_batch(pixels), pixels
+    from imcaption.models.mobilenet_v2 import imagenet_normalize, load_mobilenet_v2
+
+    with torch.no_grad():
+        grid = load_mobilenet_v2().features(imagenet_normalize(as_batch(pixels)))
+    return grid.flatten(2).transpose(1, 2), pixels
 
 
 def caption_files(
     loaded: LoadedCaptioner, paths: list[str | Path], beam: int = 1
 ) -> tuple[list[str], torch.Tensor | None, np.ndarray]:
     """Captions for image files of any size and mode, the attention maps, and the resized images."""
-    images = [CaptionedImage(n, Path(p), ()) for n, p in enumerate(paths)]
-    pixels = load_images(images, loaded.config.image_size, progress=False)
-    if loaded.config.encoder == "mobilenet":
-        from imcaption.models.mobilenet_v2 import imagenet_normalize, load_mobilenet_v2
-
-        grid = load_mobilenet_v2().features(imagenet_normalize(as_batch(pixels)))
-        inputs = grid.flatten(2).transpose(1, 2)
-    else:
-        inputs = as_batch(pixels)
+    inputs, pixels = captioner_inputs(loaded, paths)
     captions, attention = caption_inputs(loaded.model, loaded.tokenizer, inputs, beam, loaded.config.max_length)
     return captions, attention, pixels

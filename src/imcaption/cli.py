@@ -64,7 +64,7 @@ def _add_captcha_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("data_dir", metavar="DATA_DIR", nargs="?", default="data/words_captcha")
     run.add_argument("--out", default="runs/captcha", metavar="RUN_DIR", help="default runs/captcha")
     run.add_argument("--model", choices=["sat", "ctc"], default="sat")
-    run.add_argument("--epochs", type=int, default=8)
+    run.add_argument("--epochs", type=int, default=None, help="default 12")
     run.add_argument("--count", type=int, default=140_000, help="images to generate if DATA_DIR has none")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(func=cmd_captcha_assignment)
@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         height=args.height,
         width=args.width,
-        augment=not args.no_augment,
+        augment=args.augment or TrainConfig.augment,
         seed=args.seed,
         eval_every=args.eval_every,
         val_limit=args.val_limit,
@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = Path(args.out) / "last.pt"
     if args.resume and last.is_file():
         # The run's own settings, not today's flags: resuming must replay the same schedule.
-        config = TrainConfig(**load_checkpoint(last)["train_config"])
+        config = TrainConfig.from_dict(load_checkpoint(last)["train_config"])
     trainer = Trainer(args.data_dir, args.out, config, progress=not args.quiet)
     if args.resume and last.is_file():
         trainer.resume(last)
@@ -145,7 +145,7 @@ def cmd_train_captioner(args: argparse.Namespace) -> int:
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    from imcaption.caption_train import caption_files, load_captioner
+    from imcaption.caption_train import attention_grid, caption_files, load_captioner
     from imcaption.visualize import plot_caption_attention
 
     loaded = load_captioner(args.checkpoint)
@@ -160,10 +160,9 @@ def cmd_caption(args: argparse.Namespace) -> int:
         if attention is None:
             raise ValueError(f"a {loaded.config.decoder} captioner has no attention; --attention needs sat")
         out = Path(args.attention)
-        side = int(attention.shape[-1] ** 0.5) if loaded.config.encoder == "mobilenet" else None
+        grid = attention_grid(loaded)
         for n, caption in enumerate(captions):
             target = out if len(captions) == 1 else out.with_name(f"{out.stem}_{n}{out.suffix}")
-            grid = loaded.model.encoder.config.grid if side is None else (side, side)
             maps = attention[n].view(attention.shape[1], *grid).numpy()
             plot_caption_attention(pixels[n], caption.split(), maps, target)
             print(f"attention: {target}")
@@ -286,12 +285,17 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="captioning encoder: from-scratch CNN or frozen ImageNet MobileNetV2 (default cnn)",
     )
-    train.add_argument("--epochs", type=int, default=None, help="default 8 (captchas), 12 (captions)")
+    train.add_argument("--epochs", type=int, default=None, help="default 12")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     train.add_argument("--height", type=int, default=64, help="model input height (default 64)")
     train.add_argument("--width", type=int, default=128, help="model input width (default 128)")
-    train.add_argument("--no-augment", action="store_true")
+    train.add_argument(
+        "--augment",
+        choices=["full", "color", "none"],
+        default=None,
+        help="full: affine warp + color-channel permutation; color: permutation only; none (default color)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--eval-every", type=int, default=0, metavar="STEPS", help="default: once per epoch")
     train.add_argument("--val-limit", type=int, default=0, metavar="N", help="validate on the first N only")
@@ -349,7 +353,7 @@ def cmd_captcha_assignment(args: argparse.Namespace) -> int:
     from imcaption.pipeline import run_assignment
     from imcaption.train import TrainConfig
 
-    config = TrainConfig(model=args.model, epochs=args.epochs)
+    config = TrainConfig(model=args.model, epochs=args.epochs or TrainConfig.epochs)
     try:
         run_assignment(args.data_dir, args.out, config, count=args.count, progress=not args.quiet)
     except KeyboardInterrupt:

@@ -61,7 +61,7 @@ def run_assignment(
 def _train_or_resume(data_dir: Path, run_dir: Path, config: TrainConfig, progress: bool) -> None:
     last = run_dir / "last.pt"
     if last.is_file():
-        config = TrainConfig(**load_checkpoint(last)["train_config"])
+        config = TrainConfig.from_dict(load_checkpoint(last)["train_config"])
     trainer = Trainer(data_dir, run_dir, config, progress=progress)
     if last.is_file():
         trainer.resume(last)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from imcaption.augment import AugmentConfig, augment_batch
+from imcaption.augment import AUGMENT_MODES, AugmentConfig, augment_batch
 from imcaption.checkpoint import load_checkpoint, save_checkpoint
 from imcaption.data.captcha_dataset import CaptchaDataset
 from imcaption.data.image_cache import ImageCache, ensure_cache
@@ -31,7 +31,7 @@ from imcaption.visualize import plot_training_curves
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "sat"
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -39,7 +39,7 @@ class TrainConfig:
     grad_clip: float = 2.0
     height: int = 64
     width: int = 128
-    augment: bool = True
+    augment: str = "color"  # full: affine warp + channel permutation; color: permutation only; none
     seed: int = 0
     eval_every: int = 0  # steps between validations; 0 = once per epoch
     val_limit: int = 0  # validate on the first N validation images; 0 = all
@@ -47,6 +47,14 @@ class TrainConfig:
     max_steps: int = 0  # stop early after this many steps (tests); 0 = run the schedule out
     keep: int = 3
     threads: int = 0  # 0 = torch's default (all cores)
+
+    @classmethod
+    def from_dict(cls, state: dict) -> TrainConfig:
+        """A config saved in a checkpoint; runs from before the augmentation modes stored a boolean."""
+        augment = state.get("augment", cls.augment)
+        if isinstance(augment, bool):
+            augment = "full" if augment else "none"
+        return cls(**{**state, "augment": augment})
 
 
 @dataclass
@@ -71,6 +79,8 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.T
 
 class Trainer:
     def __init__(self, data_dir: str | Path, run_dir: str | Path, config: TrainConfig, progress: bool = True):
+        if config.augment not in AUGMENT_MODES:
+            raise ValueError(f"unknown augmentation {config.augment!r}; choose one of {', '.join(AUGMENT_MODES)}")
         self.config = config
         self.run_dir = Path(run_dir)
         self.progress = progress
@@ -131,8 +141,8 @@ class Trainer:
     def train_step(self, step: int) -> tuple[float, float]:
         ids = self.batch_ids(step)
         images = as_batch(self.cache.read(self.train_ids[ids]))
-        if self.config.augment:
-            images = augment_batch(images, self.augment_rng, AugmentConfig())
+        if self.config.augment != "none":
+            images = augment_batch(images, self.augment_rng, AugmentConfig(affine=self.config.augment == "full"))
         targets = self.train_targets[ids]
         self.model.train()
         loss, accuracy = self.loss(images, targets)

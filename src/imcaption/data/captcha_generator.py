@@ -6,12 +6,14 @@ output does not depend on how the indices are spread over worker processes.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
@@ -191,10 +193,16 @@ def render_index(
     return render_captcha(word, rng, fonts, style)
 
 
+def encode_png(image: Image.Image) -> bytes:
+    """8-bit RGB PNG. A fixed Sub filter instead of choosing one per row (what Pillow does) makes encoding
+    about 3x faster, the largest cost of generation, for files about 5 % larger; the pixels are the same."""
+    return imagecodecs.png_encode(np.asarray(image.convert("RGB")), level=1, filter=imagecodecs.PNG.FILTER.SUB)
+
+
 def save_png_atomically(image: Image.Image, path: Path) -> None:
     """Write to a temporary name, then rename: an interrupt never leaves a half-written PNG."""
     temp = path.with_name(path.name + TEMP_SUFFIX)
-    image.save(temp, format="PNG", compress_level=3)
+    temp.write_bytes(encode_png(image))
     os.replace(temp, path)
 
 
@@ -207,8 +215,15 @@ class _Chunk:
     style: CaptchaStyle
 
 
+@functools.cache
+def _process_fonts(pid: int) -> FontCache:
+    """One font cache per process, so fonts load once per worker rather than once per chunk. Keyed by pid:
+    a forked worker must not share the parent's open font files (and their file offsets)."""
+    return FontCache()
+
+
 def _render_chunk(chunk: _Chunk) -> int:
-    fonts = FontCache()
+    fonts = _process_fonts(os.getpid())
     for index in chunk.indices:
         rendered = render_index(chunk.vocabulary, chunk.seed, index, fonts, chunk.style)
         save_png_atomically(rendered.image, Path(chunk.out_dir) / f"a{index}.png")

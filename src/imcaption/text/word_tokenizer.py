@@ -49,6 +49,10 @@ class WordTokenizer:
         """<start> words <end>; unknown words become <unk>."""
         return [START, *(self.index.get(w, UNK) for w in normalize(caption)), END]
 
+    def word(self, token: int) -> str:
+        """The text of one token id (specials as written, e.g. "<unk>")."""
+        return SPECIALS[token] if token < len(SPECIALS) else self.words[token - len(SPECIALS)]
+
     def decode(self, ids: Sequence[int]) -> str:
         """Stops at <end>; drops <pad> and <start>; keeps <unk> visible."""
         words = []
@@ -58,7 +62,7 @@ class WordTokenizer:
                 break
             if token in (PAD, START):
                 continue
-            words.append(SPECIALS[token] if token < len(SPECIALS) else self.words[token - len(SPECIALS)])
+            words.append(self.word(token))
         return " ".join(words)
 
     def batch(self, captions: Sequence[str], max_length: int | None = None) -> torch.Tensor:

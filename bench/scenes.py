@@ -1,0 +1,113 @@
+"""Benchmark: captioning on the synthetic scenes dataset, for the sat, nic and mrnn decoders.
+
+    python bench/scenes.py [--data data/scenes] [--decoders sat nic mrnn] [--encoder cnn|mobilenet] [--epochs N]
+
+Generates the default scenes set (6,000 images, seed 0) if --data has none, trains each decoder with the default
+configuration (resuming an interrupted run in runs/bench_scenes_<decoder>), captions the held-out images with
+the best checkpoint, greedy and beam 3, scores them with pycocoevalcap (BLEU-1..4, METEOR, ROUGE-L, CIDEr), and
+measures attention grounding for sat (nic and mrnn have no attention). Writes bench/results/scenes.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def train(data: Path, run: Path, decoder: str, encoder: str | None, epochs: int | None) -> None:
+    from imcaption.cli import main as cli
+
+    args = ["train", str(data), "--out", str(run), "--decoder", decoder, "--quiet"]
+    args += ["--encoder", encoder] if encoder else []
+    args += ["--epochs", str(epochs)] if epochs else []
+    if (run / "last.pt").is_file():
+        args.append("--resume")
+    if cli(args) != 0:
+        raise SystemExit(f"training {decoder} did not finish")
+
+
+def evaluate(data: Path, run: Path) -> dict:
+    """Caption metrics (greedy and beam 3) on the held-out split, and grounding where there is attention."""
+    from imcaption.caption_metrics import caption_scores
+    from imcaption.caption_train import (
+        attention_grid,
+        caption_inputs,
+        captioner_inputs,
+        coco_split_files,
+        greedy_tokens,
+        load_captioner,
+    )
+    from imcaption.data.coco import read_coco_captions
+    from imcaption.grounding import measure_grounding
+    from imcaption.visualize import read_metrics
+
+    loaded = load_captioner(run / "best.pt")
+    images = read_coco_captions(coco_split_files(data)[1], data / "images")
+    inputs, _ = captioner_inputs(loaded, [image.path for image in images])
+    references = {n: list(image.captions) for n, image in enumerate(images)}
+    max_length = loaded.config.max_length
+    ids, attention = greedy_tokens(loaded.model, inputs, max_length)
+    greedy = {n: loaded.tokenizer.decode(row) for n, row in enumerate(ids.tolist())}
+    beam, _ = caption_inputs(loaded.model, loaded.tokenizer, inputs, beam=3, max_length=max_length)
+    scores = caption_scores(references, greedy)
+    beam_scores = caption_scores(references, dict(enumerate(beam)))
+    result = {
+        **{name: round(value, 4) for name, value in scores.items()},
+        "beam3": {name: round(value, 4) for name, value in beam_scores.items()},
+        "train_minutes": round(read_metrics(run / "metrics.jsonl")[-1]["wall_minutes"], 2),
+        "encoder": loaded.config.encoder,
+        "epochs": loaded.config.epochs,
+        "parameters": sum(p.numel() for p in loaded.model.parameters() if p.requires_grad),
+        "examples": [{"image": images[n].path.name, "caption": greedy[n]} for n in range(5)],
+    }
+    if attention is None:
+        return {**result, "grounding": None, "grounding_note": f"{loaded.config.decoder} has no attention"}
+    objects = json.loads((data / "annotations" / "objects.json").read_text())
+    report = measure_grounding(
+        ids,
+        attention,
+        loaded.tokenizer,
+        [objects[str(image.image_id)] for image in images],
+        attention_grid(loaded),
+        loaded.config.image_size,
+    )
+    return {
+        **result,
+        "grounding": round(report.rate, 4),
+        "grounding_words": report.words,
+        "grounding_chance": round(report.chance, 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="data/scenes")
+    parser.add_argument("--decoders", nargs="+", default=["sat", "nic", "mrnn"], choices=["sat", "nic", "mrnn"])
+    parser.add_argument("--encoder", choices=["cnn", "mobilenet"], default=None, help="default: the config's")
+    parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    args = parser.parse_args()
+
+    from bench.captcha_data import cpu_model
+    from imcaption.data.scenes import generate_scenes
+
+    data = Path(args.data)
+    if not (data / "annotations" / "objects.json").is_file():
+        generate_scenes(data)
+    out = RESULTS / "scenes.json"
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results.update({"nproc": os.cpu_count(), "cpu": cpu_model(), "dataset": str(data)})
+    for decoder in args.decoders:
+        run = Path(f"runs/bench_scenes_{decoder}")
+        train(data, run, decoder, args.encoder, args.epochs)
+        results[decoder] = evaluate(data, run)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(decoder, json.dumps({k: v for k, v in results[decoder].items() if k != "examples"}))
+
+
+if __name__ == "__main__":
+    main()
