@@ -25,6 +25,18 @@ def minutes_to(curve: list[dict], level: float) -> float | None:
     return next((round(p["wall_minutes"], 2) for p in curve if p["val_exact_match"] >= level), None)
 
 
+def peak_rss_gb(previous_results: Path, curve: list[dict]) -> float:
+    """This process's peak RSS; when only the evaluation reruns on a finished run, the peak recorded while it
+    trained (same curve in the previous results) is kept, since training is the larger of the two."""
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+    if previous_results.is_file():
+        previous = json.loads(previous_results.read_text())
+        if previous.get("curve") and previous["curve"][-1]["step"] == curve[-1]["step"]:
+            same = round(previous["curve"][-1]["wall_minutes"], 2) == round(curve[-1]["wall_minutes"], 2)
+            peak = max(peak, previous["peak_rss_gb"]) if same else peak
+    return peak
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["sat", "ctc"], default="sat")
@@ -34,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench.captcha_data import cpu_model
-    from imcaption.checkpoint import load_recognizer
+    from imcaption.checkpoint import load_checkpoint, load_recognizer
     from imcaption.cli import main as cli
     from imcaption.data.captcha_dataset import CaptchaDataset
     from imcaption.data.image_cache import ensure_cache
@@ -74,9 +86,11 @@ def main() -> None:
     lexicon_report = recognition_report(list(val.indices), val_lexicon.words, dataset.words(val))
 
     curve = read_metrics(run / "metrics.jsonl")
+    out = RESULTS / f"captcha_full_{args.model}.json"
     results = {
         "model": args.model,
         "epochs": epochs,
+        "augment": TrainConfig.from_dict(load_checkpoint(run / "best.pt")["train_config"]).augment,
         "parameters": sum(p.numel() for p in recognizer.model.parameters()),
         "input_size": f"{recognizer.size.height}x{recognizer.size.width}",
         "val_exact_match": report.exact_match,
@@ -89,7 +103,7 @@ def main() -> None:
         "minutes_to_99": minutes_to(curve, 0.99),
         "train_images_per_s": round(sum(p["train_images_per_s"] for p in curve) / len(curve), 1),
         "infer_images_per_s": round(len(val) / infer_seconds, 1),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "peak_rss_gb": peak_rss_gb(out, curve),
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
         "curve": [
@@ -99,7 +113,7 @@ def main() -> None:
         "top_confusions": report.summary()["top_confusions"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"captcha_full_{args.model}.json").write_text(json.dumps(results, indent=2) + "\n")
+    out.write_text(json.dumps(results, indent=2) + "\n")
     shutil.copy(run / "curves.png", RESULTS / f"curve_{args.model}.png")
     print(json.dumps({k: v for k, v in results.items() if k not in ("curve", "top_confusions")}, indent=2))
 

@@ -44,3 +44,18 @@ def test_masked_loss_ignores_padding_only() -> None:
     # The mean runs over the 3 + 1 and 5 + 1 real tokens.
     per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
     torch.testing.assert_close(base, per_token[targets != PAD].mean())
+
+
+def test_fused_batch_norm_gives_the_same_features() -> None:
+    torch.manual_seed(0)
+    encoder = build_recognizer(RecognizerConfig("sat", EncoderConfig(32, 64))).encoder
+    for module in encoder.modules():  # non-trivial running statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    images = torch.rand(4, 3, 32, 64) * 255
+    expected = encoder.eval()(images)
+    fused = encoder.fuse_batch_norm()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert torch.allclose(fused(images), expected, atol=1e-4)

@@ -54,7 +54,8 @@ def coco_split_files(data_dir: Path) -> tuple[Path, Path]:
 
 def build_captioner(config: CaptionTrainConfig, vocab_size: int) -> Captioner:
     if config.encoder == "mobilenet":
-        return Captioner(CaptionerConfig(config.decoder, 1280, vocab_size))
+        cells = (config.image_size // 32) ** 2
+        return Captioner(CaptionerConfig(config.decoder, 1280, vocab_size, grid_cells=cells))
     if config.encoder != "cnn":
         raise ValueError(f"unknown encoder {config.encoder!r}; choose cnn or mobilenet")
     encoder = ConvEncoder(EncoderConfig(config.image_size, config.image_size))

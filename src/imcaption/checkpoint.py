@@ -73,4 +73,5 @@ def load_recognizer(path: str | Path) -> Recognizer:
     except (KeyError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"{path}: checkpoint does not match this model code: {err}") from None
     model.eval()
+    model.encoder.fuse_batch_norm()
     return Recognizer(model, config, tokenizer, size, state)

@@ -120,10 +120,11 @@ def cmd_train_captioner(args: argparse.Namespace) -> int:
     from imcaption.caption_train import CaptionTrainConfig, CaptionTrainer
 
     config = CaptionTrainConfig(
-        decoder=args.decoder or "sat",
-        encoder=args.encoder or "cnn",
+        decoder=args.decoder or CaptionTrainConfig.decoder,
+        encoder=args.encoder or CaptionTrainConfig.encoder,
         seed=args.seed,
         epochs=args.epochs or CaptionTrainConfig.epochs,
+        limit_captions=args.limit_captions,
     )
     last = Path(args.out) / "last.pt"
     if last.is_file() and not args.resume:
@@ -284,6 +285,13 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         choices=["cnn", "mobilenet"],
         default=None,
         help="captioning encoder: from-scratch CNN or frozen ImageNet MobileNetV2 (default cnn)",
+    )
+    train.add_argument(
+        "--limit-captions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="captioning: train on the first N captions only (the tutorial uses 30000)",
     )
     train.add_argument("--epochs", type=int, default=None, help="default 12")
     train.add_argument("--batch-size", type=int, default=128)

@@ -31,6 +31,9 @@ class CaptionerConfig:
     hidden: int = 256
     attention: int = 128
     dropout: float = 0.2
+    # A learned position code over a backbone's grid of this many cells (0: none; the from-scratch CNN adds
+    # its own). Without it, an attention context says what was seen but not where: "to the left of" needs where.
+    grid_cells: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,6 +43,7 @@ class SATDecoder(nn.Module):
     def __init__(self, c: CaptionerConfig) -> None:
         super().__init__()
         self.project = nn.Sequential(nn.Linear(c.feature_dim, c.embed), nn.ReLU())
+        self.position = nn.Parameter(torch.zeros(1, c.grid_cells, c.embed)) if c.grid_cells else None
         self.embedding = nn.Embedding(c.vocab_size, c.embed)
         self.attention = AdditiveAttention(c.embed, c.hidden, c.attention)
         self.init_hidden = nn.Linear(c.embed, c.hidden)
@@ -50,6 +54,8 @@ class SATDecoder(nn.Module):
 
     def start(self, features: torch.Tensor) -> State:
         grid = self.project(features)
+        if self.position is not None:
+            grid = grid + self.position
         return {
             "grid": grid,
             "keys": self.attention.project(grid),

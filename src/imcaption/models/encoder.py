@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,16 @@ class ConvEncoder(nn.Module):
     @property
     def channels(self) -> int:
         return self.config.channels[-1]
+
+    def fuse_batch_norm(self) -> ConvEncoder:
+        """For inference only: fold each BatchNorm into the convolution before it. The outputs stay the same
+        (up to rounding) and each block makes one pass over its activations fewer. Puts the encoder in eval mode;
+        a fused encoder cannot be trained or saved as a checkpoint."""
+        self.eval()
+        for index, block in enumerate(self.layers):
+            if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
+                self.layers[index] = nn.Sequential(fuse_conv_bn_eval(block[0], block[1]), block[2])
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.mean) / self.std
