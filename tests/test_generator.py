@@ -102,8 +102,10 @@ def test_letters_are_large_colored_and_noise_is_present() -> None:
     assert (np.asarray(quiet.image) < 250).any(axis=2).mean() < (np.asarray(rendered.image) < 250).any(axis=2).mean()
 
 
-def test_png_files_are_8_bit_rgb(tmp_path: Path) -> None:
+def test_png_files_are_8_bit_rgb_and_lossless(tmp_path: Path) -> None:
     generate_dataset(tmp_path, default_vocabulary(), count=7, seed=0, workers=1, progress=False)
+    drawn = render_index(default_vocabulary(), 0, 0, FontCache()).image
     with Image.open(tmp_path / "a0.png") as image:
         assert image.format == "PNG" and image.mode == "RGB" and image.size == (600, 320)
+        assert np.array_equal(np.asarray(image), np.asarray(drawn))  # the fast encoder keeps every pixel
     assert not any(name.endswith(TEMP_SUFFIX) for name in os.listdir(tmp_path))

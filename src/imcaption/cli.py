@@ -125,6 +125,7 @@ def cmd_train_captioner(args: argparse.Namespace) -> int:
         seed=args.seed,
         epochs=args.epochs or CaptionTrainConfig.epochs,
         limit_captions=args.limit_captions,
+        image_size=args.image_size or CaptionTrainConfig.image_size,
     )
     last = Path(args.out) / "last.pt"
     if last.is_file() and not args.resume:
@@ -284,7 +285,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         "--encoder",
         choices=["cnn", "mobilenet"],
         default=None,
-        help="captioning encoder: from-scratch CNN or frozen ImageNet MobileNetV2 (default cnn)",
+        help="captioning encoder: frozen ImageNet MobileNetV2 (default) or a from-scratch CNN",
     )
     train.add_argument(
         "--limit-captions",
@@ -292,6 +293,9 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         default=0,
         metavar="N",
         help="captioning: train on the first N captions only (the tutorial uses 30000)",
+    )
+    train.add_argument(
+        "--image-size", type=int, default=None, metavar="PX", help="captioning: square input side (default 224)"
     )
     train.add_argument("--epochs", type=int, default=None, help="default 12")
     train.add_argument("--batch-size", type=int, default=128)
