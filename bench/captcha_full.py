@@ -84,6 +84,10 @@ def main() -> None:
     trie = LexiconTrie(lexicon.read_text().split(), recognizer.tokenizer)
     val_lexicon = read_cached(recognizer, cache, val.indices, trie=trie)
     lexicon_report = recognition_report(list(val.indices), val_lexicon.words, dataset.words(val))
+    beam_report = None
+    if args.model == "sat":
+        val_beam = read_cached(recognizer, cache, val.indices, beam=3)
+        beam_report = recognition_report(list(val.indices), val_beam.words, dataset.words(val))
 
     curve = read_metrics(run / "metrics.jsonl")
     out = RESULTS / f"captcha_full_{args.model}.json"
@@ -97,6 +101,7 @@ def main() -> None:
         "val_cer": report.cer,
         "val_by_length": {str(k): v for k, v in report.by_length.items()},
         "val_exact_match_lexicon": lexicon_report.exact_match,
+        "val_exact_match_beam3": beam_report and beam_report.exact_match,
         "test_exact_match": test_correct / len(test),
         "train_minutes": round(curve[-1]["wall_minutes"], 2),
         "minutes_to_90": minutes_to(curve, 0.90),

@@ -185,6 +185,7 @@ def model_section(runs: dict[str, dict]) -> list[str]:
     names = list(runs)
     field_rows = [
         ("validation exact match (20,000, greedy)", lambda r: pct(r["val_exact_match"])),
+        ("validation exact match, beam 3", lambda r: pct(r.get("val_exact_match_beam3"))),
         ("validation exact match, lexicon of training words", lambda r: pct(r.get("val_exact_match_lexicon"))),
         ("test exact match (answer file vs test_labels.txt)", lambda r: pct(r["test_exact_match"])),
         ("validation CER", lambda r: pct(r["val_cer"])),
