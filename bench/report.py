@@ -111,7 +111,7 @@ def probe_section(probes: dict | None) -> list[str]:
 
 def scenes_section(scenes: dict | None) -> list[str]:
     if not scenes:
-        return ["## Captioning", "", "Not measured yet: run `python bench/scenes.py`.", ""]
+        return ["## Captioning", "", "Not measured yet: run `python -m bench.scenes`.", ""]
     names = [n for n in ("sat", "nic", "mrnn") if n in scenes]
 
     def grounding(r: dict) -> str:

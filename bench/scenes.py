@@ -1,6 +1,6 @@
 """Benchmark: captioning on the synthetic scenes dataset, for the sat, nic and mrnn decoders.
 
-    python bench/scenes.py [--data data/scenes] [--decoders sat nic mrnn] [--encoder cnn|mobilenet] [--epochs N]
+    python -m bench.scenes [--data data/scenes] [--decoders sat nic mrnn] [--encoder cnn|mobilenet] [--epochs N]
 
 Generates the default scenes set (6,000 images, seed 0) if --data has none, trains each decoder with the default
 configuration (resuming an interrupted run in runs/bench_scenes_<decoder>), captions the held-out images with

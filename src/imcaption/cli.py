@@ -297,7 +297,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--image-size", type=int, default=None, metavar="PX", help="captioning: square input side (default 224)"
     )
-    train.add_argument("--epochs", type=int, default=None, help="default 12")
+    train.add_argument("--epochs", type=int, default=None, help="default 12 (captchas), 6 (captions)")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     train.add_argument("--height", type=int, default=64, help="model input height (default 64)")
