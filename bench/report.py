@@ -142,7 +142,8 @@ def scenes_section(scenes: dict | None) -> list[str]:
         "The synthetic COCO-format scenes set (6,000 images, seed 0; the last 10 % held out), default "
         "configuration per decoder, best checkpoint by validation BLEU-4, scored with pycocoevalcap. Grounding: "
         "for each generated color or shape word, whether the grid cell with the most attention overlaps an "
-        "object of that color or shape; chance is the share of cells that do.",
+        "object of that color or shape; chance is the share of cells that do. Conditions: `sat` trained on an "
+        "idle machine; `nic` and `mrnn` shared the cores with a test-suite run, so their wall minutes are high.",
         "",
         "| | " + " | ".join(f"`{n}`" for n in names) + " |",
         "|---" * (len(names) + 1) + "|",
