@@ -43,7 +43,7 @@ def images_per_second(height: int, width: int, channels: tuple[int, int, int, in
     train = 5 * batch / (time.perf_counter() - start)
     model.eval()
     with torch.no_grad():
-        model.encode(images)
+        model.encoder(images)  # warm-up
         start = time.perf_counter()
         for _ in range(3):
             model(images, targets)
