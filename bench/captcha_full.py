@@ -29,12 +29,13 @@ def peak_rss_gb(previous_results: Path, curve: list[dict]) -> float:
     """This process's peak RSS; when only the evaluation reruns on a finished run, the peak recorded while it
     trained (same curve in the previous results) is kept, since training is the larger of the two."""
     peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
-    if previous_results.is_file():
-        previous = json.loads(previous_results.read_text())
-        if previous.get("curve") and previous["curve"][-1]["step"] == curve[-1]["step"]:
-            same = round(previous["curve"][-1]["wall_minutes"], 2) == round(curve[-1]["wall_minutes"], 2)
-            peak = max(peak, previous["peak_rss_gb"]) if same else peak
-    return peak
+    previous = json.loads(previous_results.read_text()) if previous_results.is_file() else {}
+    before, now = previous.get("curve", [{}])[-1], curve[-1]
+    same_run = (before.get("step"), round(before.get("wall_minutes", -1), 2)) == (
+        now["step"],
+        round(now["wall_minutes"], 2),
+    )
+    return max(peak, previous["peak_rss_gb"]) if same_run else peak
 
 
 def main() -> None:

@@ -95,6 +95,13 @@ def data_section(data: dict | None) -> list[str]:
     return rows
 
 
+def comparison_table(results: dict[str, dict], names: list[str], field_rows: list) -> list[str]:
+    """A markdown table: one column per name, one row per (label, getter)."""
+    rows = ["| | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    rows += [f"| {label} | " + " | ".join(get(results[n]) for n in names) + " |" for label, get in field_rows]
+    return [*rows, ""]
+
+
 def probe_section(probes: dict | None) -> list[str]:
     if not probes:
         return []
@@ -145,11 +152,8 @@ def scenes_section(scenes: dict | None) -> list[str]:
         "object of that color or shape; chance is the share of cells that do. Conditions: `sat` trained on an "
         "idle machine; `nic` and `mrnn` shared the cores with a test-suite run, so their wall minutes are high.",
         "",
-        "| | " + " | ".join(f"`{n}`" for n in names) + " |",
-        "|---" * (len(names) + 1) + "|",
+        *comparison_table(scenes, names, field_rows),
     ]
-    rows += [f"| {label} | " + " | ".join(get(scenes[n]) for n in names) + " |" for label, get in field_rows]
-    rows.append("")
     if "sat" in scenes:
         sat = scenes["sat"]
         checks = [
@@ -229,11 +233,8 @@ def model_section(runs: dict[str, dict]) -> list[str]:
         "development work (editing, and for `ctc` a full test-suite run); `sat` ran with only editing beside it. "
         "Shared cores lower wall times and images/s, never accuracy.",
         "",
-        "| | " + " | ".join(f"`{n}`" for n in names) + " |",
-        "|---" * (len(names) + 1) + "|",
+        *comparison_table(runs, names, field_rows),
     ]
-    rows += [f"| {label} | " + " | ".join(get(runs[n]) for n in names) + " |" for label, get in field_rows]
-    rows.append("")
     rows += ["Targets (issue 3), judged from the figures above:", ""]
     for name in names:
         r = runs[name]
