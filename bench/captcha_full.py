@@ -92,10 +92,12 @@ def main() -> None:
 
     curve = read_metrics(run / "metrics.jsonl")
     out = RESULTS / f"captcha_full_{args.model}.json"
+    trained_with = TrainConfig.from_dict(load_checkpoint(run / "best.pt")["train_config"])
     results = {
         "model": args.model,
         "epochs": epochs,
-        "augment": TrainConfig.from_dict(load_checkpoint(run / "best.pt")["train_config"]).augment,
+        "augment": trained_with.augment,
+        "label_smoothing": trained_with.label_smoothing,
         "parameters": sum(p.numel() for p in recognizer.model.parameters()),
         "input_size": f"{recognizer.size.height}x{recognizer.size.width}",
         "val_exact_match": report.exact_match,

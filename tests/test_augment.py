@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from imcaption.augment import AugmentConfig, augment_batch
+from imcaption.augment import AugmentConfig, augment_batch, augment_config
 from imcaption.train import TrainConfig, Trainer
 
 
@@ -30,3 +30,34 @@ def test_old_boolean_setting_still_loads_and_unknown_mode_is_refused(tmp_path):
     assert TrainConfig.from_dict({"augment": False}).augment == "none"
     with pytest.raises(ValueError, match="unknown augmentation"):
         Trainer(tmp_path, tmp_path / "run", TrainConfig(augment="sometimes"), progress=False)
+
+
+def test_shift_mode_moves_each_image_by_whole_pixels_with_a_white_border():
+    batch = images()
+    config = AugmentConfig(affine=False, shift_x=3, shift_y=2)
+    out = augment_batch(batch, torch.Generator().manual_seed(2), config)
+    plain = augment_batch(batch, torch.Generator().manual_seed(2), AugmentConfig(affine=False))
+    assert out.shape == batch.shape
+    for image, moved in zip(batch, out.sort(dim=1).values, strict=True):
+        # Some whole-pixel offset within the limits reproduces the image exactly, white where it came from outside.
+        matches = []
+        for dy in range(-2, 3):
+            for dx in range(-3, 4):
+                padded = torch.nn.functional.pad(255 - image.sort(dim=0).values, (3, 3, 2, 2))
+                expected = 255 - padded[:, 2 - dy : 2 - dy + 16, 3 - dx : 3 - dx + 32]
+                matches.append(torch.equal(moved, expected))
+        assert any(matches)
+    assert not torch.equal(out, plain)
+
+
+def test_modes_name_their_augmentation():
+    assert augment_config("shift").shift_x > 0 and not augment_config("shift").affine
+    assert augment_config("full").affine and augment_config("full").shift_x == 0
+    assert not augment_config("color").affine and augment_config("color").shift_x == 0
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augment_config("none")
+
+
+def test_old_checkpoints_keep_training_without_label_smoothing():
+    assert TrainConfig.from_dict({"augment": "color"}).label_smoothing == 0.0
+    assert TrainConfig().label_smoothing > 0

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
@@ -59,3 +60,14 @@ def test_fused_batch_norm_gives_the_same_features() -> None:
     fused = encoder.fuse_batch_norm()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert torch.allclose(fused(images), expected, atol=1e-4)
+
+
+def test_square_cells_halve_the_columns_and_match_the_grid():
+    from imcaption.models.encoder import ConvEncoder
+
+    words = ConvEncoder(EncoderConfig(32, 64)).eval()
+    scenes = ConvEncoder(EncoderConfig(64, 64, column_stride=16)).eval()
+    assert words(torch.zeros(1, 3, 32, 64)).shape[-2:] == (2, 8) == words.config.grid
+    assert scenes(torch.zeros(1, 3, 64, 64)).shape[-2:] == (4, 4) == scenes.config.grid
+    with pytest.raises(ValueError, match="column_stride"):
+        ConvEncoder(EncoderConfig(64, 64, column_stride=4))

@@ -8,12 +8,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-AUGMENT_MODES = ("full", "color", "none")
+# shift: whole-pixel translation + channel permutation (the default); full: affine warp + permutation;
+# color: permutation only; none.
+AUGMENT_MODES = ("shift", "full", "color", "none")
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     affine: bool = True
+    # Whole-pixel translation, in pixels of the cached image: it moves the word without resampling, so
+    # one-pixel strokes stay sharp (the affine warp blurs them). 0 turns it off.
+    shift_x: int = 0
+    shift_y: int = 0
     max_shift: float = 0.06
     scale: tuple[float, float] = (0.9, 1.1)
     max_rotation_deg: float = 4.0
@@ -23,16 +29,41 @@ class AugmentConfig:
 def augment_batch(
     images: torch.Tensor, generator: torch.Generator, config: AugmentConfig = AugmentConfig()
 ) -> torch.Tensor:
-    """A random permutation of the color channels and, if `config.affine`, a small random affine warp.
+    """A random permutation of the color channels; a random whole-pixel shift if `config.shift_x` or
+    `config.shift_y`; and, if `config.affine`, a small random affine warp.
 
     Letters and noise get random colors, so swapping channels keeps every label true while teaching
     the network not to rely on hue. The warp resamples bilinearly, which softens one-pixel strokes
     at 64x128 (BENCHMARKS.md compares both)."""
     batch = images.shape[0]
+    if config.shift_x or config.shift_y:
+        images = _shift(images, generator, config.shift_x, config.shift_y)
     warped = _affine_warp(images, generator, config) if config.affine else images
     order = torch.rand(batch, 3, generator=generator).argsort(dim=1)
     index = order.view(batch, 3, 1, 1).expand_as(warped)
     return torch.gather(warped, 1, index).contiguous(memory_format=torch.channels_last)
+
+
+def augment_config(mode: str) -> AugmentConfig:
+    """The augmentation a `TrainConfig.augment` mode names (not "none", which skips augmentation)."""
+    if mode == "shift":
+        return AugmentConfig(affine=False, shift_x=8, shift_y=5)
+    if mode not in AUGMENT_MODES or mode == "none":
+        raise ValueError(f"unknown augmentation {mode!r}; choose one of {', '.join(AUGMENT_MODES)}")
+    return AugmentConfig(affine=mode == "full")
+
+
+def _shift(images: torch.Tensor, generator: torch.Generator, max_x: int, max_y: int) -> torch.Tensor:
+    """Each image moved by its own whole-pixel offset in [-max, max]; the uncovered border is white."""
+    batch, _, height, width = images.shape
+    # Pad the ink (255 - pixel) with zeros so the border comes out white.
+    padded = F.pad(255 - images, (max_x, max_x, max_y, max_y))
+    dx = torch.randint(0, 2 * max_x + 1, (batch, 1), generator=generator)
+    dy = torch.randint(0, 2 * max_y + 1, (batch, 1), generator=generator)
+    rows = (dy + torch.arange(height)).view(batch, height, 1)
+    cols = (dx + torch.arange(width)).view(batch, 1, width)
+    moved = padded.permute(0, 2, 3, 1)[torch.arange(batch).view(batch, 1, 1), rows, cols]  # (B, H, W, C)
+    return 255 - moved.permute(0, 3, 1, 2)
 
 
 def _affine_warp(images: torch.Tensor, generator: torch.Generator, config: AugmentConfig) -> torch.Tensor:

@@ -64,7 +64,7 @@ def _add_captcha_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("data_dir", metavar="DATA_DIR", nargs="?", default="data/words_captcha")
     run.add_argument("--out", default="runs/captcha", metavar="RUN_DIR", help="default runs/captcha")
     run.add_argument("--model", choices=["sat", "ctc"], default="sat")
-    run.add_argument("--epochs", type=int, default=None, help="default 12")
+    run.add_argument("--epochs", type=int, default=None, help="default 10")
     run.add_argument("--count", type=int, default=140_000, help="images to generate if DATA_DIR has none")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(func=cmd_captcha_assignment)
@@ -86,6 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         height=args.height,
         width=args.width,
         augment=args.augment or TrainConfig.augment,
+        label_smoothing=TrainConfig.label_smoothing if args.label_smoothing is None else args.label_smoothing,
         seed=args.seed,
         eval_every=args.eval_every,
         val_limit=args.val_limit,
@@ -125,7 +126,10 @@ def cmd_train_captioner(args: argparse.Namespace) -> int:
         seed=args.seed,
         epochs=args.epochs or CaptionTrainConfig.epochs,
         limit_captions=args.limit_captions,
-        image_size=args.image_size or CaptionTrainConfig.image_size,
+        image_size=args.image_size or (224 if args.encoder == "mobilenet" else CaptionTrainConfig.image_size),
+        attention_penalty=(
+            CaptionTrainConfig.attention_penalty if args.attention_penalty is None else args.attention_penalty
+        ),
     )
     last = Path(args.out) / "last.pt"
     if last.is_file() and not args.resume:
@@ -285,7 +289,14 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         "--encoder",
         choices=["cnn", "mobilenet"],
         default=None,
-        help="captioning encoder: frozen ImageNet MobileNetV2 (default) or a from-scratch CNN",
+        help="captioning encoder: a from-scratch CNN (default) or the frozen ImageNet MobileNetV2 (for photos)",
+    )
+    train.add_argument(
+        "--attention-penalty",
+        type=float,
+        default=None,
+        metavar="LAMBDA",
+        help="captioning, sat: weight of the doubly stochastic attention regularization (default 0: off)",
     )
     train.add_argument(
         "--limit-captions",
@@ -295,18 +306,26 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         help="captioning: train on the first N captions only (the tutorial uses 30000)",
     )
     train.add_argument(
-        "--image-size", type=int, default=None, metavar="PX", help="captioning: square input side (default 224)"
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="captioning: square input side (default 128 for cnn, 224 for mobilenet)",
     )
-    train.add_argument("--epochs", type=int, default=None, help="default 12 (captchas), 6 (captions)")
+    train.add_argument("--epochs", type=int, default=None, help="default 10 (captchas), 3 (captions)")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     train.add_argument("--height", type=int, default=64, help="model input height (default 64)")
     train.add_argument("--width", type=int, default=128, help="model input width (default 128)")
     train.add_argument(
         "--augment",
-        choices=["full", "color", "none"],
+        choices=["shift", "full", "color", "none"],  # augment.AUGMENT_MODES, without importing torch
         default=None,
-        help="full: affine warp + color-channel permutation; color: permutation only; none (default color)",
+        help="shift: whole-pixel shifts + color-channel permutation (default); full: affine warp + permutation; "
+        "color: permutation only; none",
+    )
+    train.add_argument(
+        "--label-smoothing", type=float, default=None, metavar="EPS", help="captchas: default 0.1; 0 turns it off"
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--eval-every", type=int, default=0, metavar="STEPS", help="default: once per epoch")

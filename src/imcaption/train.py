@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from imcaption.augment import AUGMENT_MODES, AugmentConfig, augment_batch
+from imcaption.augment import AUGMENT_MODES, augment_batch, augment_config
 from imcaption.checkpoint import load_checkpoint, save_checkpoint
 from imcaption.data.captcha_dataset import CaptchaDataset
 from imcaption.data.image_cache import ImageCache, ensure_cache
@@ -31,7 +31,7 @@ from imcaption.visualize import plot_training_curves
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "sat"
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -39,7 +39,8 @@ class TrainConfig:
     grad_clip: float = 2.0
     height: int = 64
     width: int = 128
-    augment: str = "color"  # full: affine warp + channel permutation; color: permutation only; none
+    augment: str = "shift"  # one of augment.AUGMENT_MODES
+    label_smoothing: float = 0.1
     seed: int = 0
     eval_every: int = 0  # steps between validations; 0 = once per epoch
     val_limit: int = 0  # validate on the first N validation images; 0 = all
@@ -50,11 +51,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, state: dict) -> TrainConfig:
-        """A config saved in a checkpoint; runs from before the augmentation modes stored a boolean."""
+        """A config saved in a checkpoint. Older runs stored the augmentation as a boolean and trained
+        without label smoothing."""
         augment = state.get("augment", cls.augment)
         if isinstance(augment, bool):
             augment = "full" if augment else "none"
-        return cls(**{**state, "augment": augment})
+        return cls(**{"label_smoothing": 0.0, **state, "augment": augment})
 
 
 @dataclass
@@ -72,9 +74,9 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over real tokens (letters and <end>); <pad> positions count for nothing."""
-    return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD)
+    return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, label_smoothing=label_smoothing)
 
 
 class Trainer:
@@ -126,7 +128,7 @@ class Trainer:
         """Masked cross-entropy (sat) or CTC loss; and the batch's exact-match rate."""
         if self.model_config.kind == "sat":
             logits = self.model(images, targets)
-            loss = masked_cross_entropy(logits, targets)
+            loss = masked_cross_entropy(logits, targets, self.config.label_smoothing)
             correct = ((logits.argmax(-1) == targets) | (targets == PAD)).all(dim=1)
             return loss, correct.float().mean().item()
         log_probs = self.model(images)
@@ -142,7 +144,7 @@ class Trainer:
         ids = self.batch_ids(step)
         images = as_batch(self.cache.read(self.train_ids[ids]))
         if self.config.augment != "none":
-            images = augment_batch(images, self.augment_rng, AugmentConfig(affine=self.config.augment == "full"))
+            images = augment_batch(images, self.augment_rng, augment_config(self.config.augment))
         targets = self.train_targets[ids]
         self.model.train()
         loss, accuracy = self.loss(images, targets)

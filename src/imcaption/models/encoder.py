@@ -1,7 +1,8 @@
 """A small from-scratch CNN that turns an image into a grid of feature vectors.
 
 Sized for CPU throughput: three stride-2 convolutions bring 64x128 down to 8x16 before the widest
-layers run, and a last (2, 1) pooling keeps 16 columns, enough for a CTC path over 5 letters.
+layers run, and a last (2, 1) pooling keeps 16 columns, enough for a CTC path over 5 letters. Square scene
+images use a (2, 2) pooling instead, for square cells.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ class EncoderConfig:
     height: int = 64
     width: int = 128
     channels: tuple[int, int, int, int] = (16, 32, 64, 128)
+    # 8 keeps twice as many columns as rows, for words read left to right; 16 gives square cells (scenes).
+    column_stride: int = 8
 
     @property
     def grid(self) -> tuple[int, int]:
-        return self.height // 16, self.width // 8
+        return self.height // 16, self.width // self.column_stride
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -37,8 +40,11 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
-        if config.height % 16 or config.width % 8:
-            raise ValueError(f"input height must divide by 16 and width by 8, got {config.height}x{config.width}")
+        if config.column_stride not in (8, 16):
+            raise ValueError(f"column_stride must be 8 or 16, got {config.column_stride}")
+        if config.height % 16 or config.width % config.column_stride:
+            size = f"{config.height}x{config.width}"
+            raise ValueError(f"input height must divide by 16 and width by {config.column_stride}, got {size}")
         c1, c2, c3, c4 = config.channels
         self.config = config
         self.layers = nn.Sequential(
@@ -47,7 +53,7 @@ class ConvEncoder(nn.Module):
             _conv(c2, c3),
             _conv(c3, c4, 2),
             _conv(c4, c4),
-            nn.MaxPool2d((2, 1)),
+            nn.MaxPool2d((2, config.column_stride // 8)),
         )
         # Attention must know where a feature sits to move left to right; convolutions alone do not say.
         self.position = nn.Parameter(torch.zeros(1, c4, *config.grid))
