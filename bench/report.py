@@ -246,7 +246,8 @@ def model_section(runs: dict[str, dict]) -> list[str]:
         "permutation only, 12 epochs; affine warp as well, 8 epochs); `ctc` a shorter comparison on the same "
         "encoder (its epochs are in the table), not the default configuration. Conditions: `sat_affine8` and `ctc` "
         "shared the 2 cores with development work (editing, and for `ctc` a full test-suite run); `sat_color12` ran "
-        "with only editing beside it, `sat` with editing and two short test runs (a few minutes of its hour). "
+        "with only editing beside it, `sat` with editing, two 1-minute speed probes and a low-priority "
+        "single-thread test run beside it. "
         "Shared cores lower wall times and images/s, never accuracy.",
         "",
         *comparison_table(runs, names, field_rows),

@@ -92,6 +92,21 @@ def test_resume_gives_the_same_next_step_loss(easy_dataset: Path, tmp_path: Path
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
+def test_resume_accepts_a_run_saved_before_a_config_field_existed(easy_dataset: Path, tmp_path: Path) -> None:
+    config = TrainConfig(model="sat", epochs=1, batch_size=16, height=32, width=64, val_limit=16, max_steps=1)
+    Trainer(easy_dataset, tmp_path / "run", config, progress=False).run()
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    del state["model_config"]["encoder"]["column_stride"]  # as saved before square cells existed
+    torch.save(state, tmp_path / "run" / "last.pt")
+    resumed = Trainer(easy_dataset, tmp_path / "run", config, progress=False)
+    resumed.resume(tmp_path / "run" / "last.pt")
+    assert resumed.state.step == 1
+    state["model_config"]["encoder"]["height"] = 64
+    torch.save(state, tmp_path / "run" / "last.pt")
+    with pytest.raises(ValueError, match="another model configuration"):
+        resumed.resume(tmp_path / "run" / "last.pt")
+
+
 def test_predict_writes_the_answer_file_and_score_reads_it(
     trained_sat: Path, easy_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

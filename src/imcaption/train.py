@@ -184,7 +184,8 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         state = load_checkpoint(path)
-        if state.get("model_config") != self.model_config.to_dict():
+        # Compared as configs, not dicts: a run saved before a config field existed has that field's default.
+        if RecognizerConfig.from_dict(state["model_config"]) != self.model_config:
             raise ValueError(f"{path} was trained with another model configuration; start a new --out folder")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
