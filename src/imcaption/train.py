@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from imcaption.augment import AUGMENT_MODES, augment_batch, augment_config
+from imcaption.augment import augment_batch, augment_config
 from imcaption.checkpoint import load_checkpoint, save_checkpoint
 from imcaption.data.captcha_dataset import CaptchaDataset
 from imcaption.data.image_cache import ImageCache, ensure_cache
@@ -81,8 +81,8 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoo
 
 class Trainer:
     def __init__(self, data_dir: str | Path, run_dir: str | Path, config: TrainConfig, progress: bool = True):
-        if config.augment not in AUGMENT_MODES:
-            raise ValueError(f"unknown augmentation {config.augment!r}; choose one of {', '.join(AUGMENT_MODES)}")
+        # Resolved once, and first, so an unknown mode fails before any data is opened.
+        self.augmentation = None if config.augment == "none" else augment_config(config.augment)
         self.config = config
         self.run_dir = Path(run_dir)
         self.progress = progress
@@ -143,8 +143,8 @@ class Trainer:
     def train_step(self, step: int) -> tuple[float, float]:
         ids = self.batch_ids(step)
         images = as_batch(self.cache.read(self.train_ids[ids]))
-        if self.config.augment != "none":
-            images = augment_batch(images, self.augment_rng, augment_config(self.config.augment))
+        if self.augmentation is not None:
+            images = augment_batch(images, self.augment_rng, self.augmentation)
         targets = self.train_targets[ids]
         self.model.train()
         loss, accuracy = self.loss(images, targets)
