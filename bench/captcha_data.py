@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--stage", choices=["all", "generate", "cache"], default="all")
     args = parser.parse_args()
 
-    from imcaption.data.captcha_generator import generate_dataset
-    from imcaption.data.vocabulary import default_vocabulary
+    from imcaption.captcha.generator import generate_dataset
+    from imcaption.captcha.vocabulary import default_vocabulary
 
     results = load_results()
     results.update({"images": args.count, "nproc": os.cpu_count(), "cpu": cpu_model()})
@@ -61,8 +61,8 @@ def main() -> None:
         results["dataset_bytes"] = sum(p.stat().st_size for p in Path(args.data).glob("a*.png"))
         save_results(results)
     if args.stage in ("all", "cache"):
-        from imcaption.data.captcha_dataset import CaptchaDataset
-        from imcaption.data.image_cache import build_cache
+        from imcaption.captcha.dataset import CaptchaDataset
+        from imcaption.captcha.image_cache import build_cache
 
         dataset = CaptchaDataset.open(args.data)
         start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Benchmark: the full protocol of DESIGN.md section 4 for one recognizer.
 
-    python bench/captcha_full.py --model sat [--data data/words_captcha] [--run runs/bench_sat] [--epochs N]
+    python -m bench.captcha_full --model sat [--data data/words_captcha] [--run runs/bench_sat] [--epochs N]
 
 Uses the dataset in --data (generate it with bench/captcha_data.py: 140,000 images, seed 0), trains with the
 default configuration (resuming an interrupted run), evaluates the best checkpoint on the 20,000 validation
@@ -15,6 +15,8 @@ import json
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,35 +40,43 @@ def peak_rss_gb(previous_results: Path, curve: list[dict]) -> float:
     return max(peak, previous["peak_rss_gb"]) if same_run else peak
 
 
+def git_commit() -> str:
+    """The commit the code ran at, with "+changes" when the working tree differed from it."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return head + ("+changes" if dirty.stdout.strip() else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["sat", "ctc"], default="sat")
     parser.add_argument("--data", default="data/words_captcha")
     parser.add_argument("--run", default=None, help="run folder (default runs/bench_<model>)")
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
 
     from bench.captcha_data import cpu_model
-    from imcaption.checkpoint import load_checkpoint, load_recognizer
+    from imcaption.api import Recognizer
+    from imcaption.captcha.dataset import CaptchaDataset
+    from imcaption.captcha.image_cache import ensure_cache
+    from imcaption.captcha.metrics import recognition_report
+    from imcaption.captcha.reading import read_cached
+    from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTrainConfig
     from imcaption.cli import main as cli
-    from imcaption.data.captcha_dataset import CaptchaDataset
-    from imcaption.data.image_cache import ensure_cache
-    from imcaption.evaluate import recognition_report
-    from imcaption.inference import read_cached
-    from imcaption.train import TrainConfig
+    from imcaption.engine.checkpoint import load_checkpoint
     from imcaption.visualize import read_metrics
 
     run = Path(args.run or f"runs/bench_{args.model}")
-    config = TrainConfig(model=args.model)
-    epochs = args.epochs or config.epochs
-    train_args = ["train", args.data, "--out", str(run), "--model", args.model, "--epochs", str(epochs)]
+    epochs = args.epochs or CaptchaTrainConfig().loop.epochs
+    train_args = ["captcha", "train", args.data, "--out", str(run), "--model", args.model, "--epochs", str(epochs)]
     if (run / "last.pt").is_file():
         train_args.append("--resume")
     if cli(train_args) != 0:
         raise SystemExit("training did not finish")
 
     dataset = CaptchaDataset.open(args.data)
-    recognizer = load_recognizer(run / "best.pt")
+    recognizer = Recognizer.load(run / "best.pt")
     cache = ensure_cache(dataset, recognizer.size)
     val, test = dataset.split("val"), dataset.split("test")
     start = time.perf_counter()
@@ -74,15 +84,13 @@ def main() -> None:
     infer_seconds = time.perf_counter() - start
     report = recognition_report(list(val.indices), val_read.words, dataset.words(val))
     answers = run / "answers.txt"
-    cli(["predict", str(run / "best.pt"), args.data, "--out", str(answers), "--quiet"])
+    cli(["captcha", "predict", str(run / "best.pt"), args.data, "--out", str(answers), "--quiet"])
     given = {line.split(" ")[0]: line.split(" ")[1] for line in answers.read_text().splitlines()}
     test_truth = dataset.words(test)
     test_correct = sum(given.get(f"a{i}") == w for i, w in zip(test.indices, test_truth, strict=True))
     lexicon = run / "lexicon.txt"
     lexicon.write_text("\n".join(sorted(set(dataset.words(dataset.split("train"))))) + "\n")
-    from imcaption.decode import LexiconTrie
-
-    trie = LexiconTrie(lexicon.read_text().split(), recognizer.tokenizer)
+    trie = recognizer.lexicon(lexicon.read_text().split())
     val_lexicon = read_cached(recognizer, cache, val.indices, trie=trie)
     lexicon_report = recognition_report(list(val.indices), val_lexicon.words, dataset.words(val))
     beam_report = None
@@ -91,8 +99,9 @@ def main() -> None:
         beam_report = recognition_report(list(val.indices), val_beam.words, dataset.words(val))
 
     curve = read_metrics(run / "metrics.jsonl")
+    speeds = [p["train_images_per_s"] for p in curve if "train_images_per_s" in p]
     out = RESULTS / f"captcha_full_{args.model}.json"
-    trained_with = TrainConfig.from_dict(load_checkpoint(run / "best.pt")["train_config"])
+    trained_with = CaptchaTrainConfig.from_dict(load_checkpoint(run / "best.pt", RECOGNIZER_FORMAT)["config"])
     results = {
         "model": args.model,
         "epochs": epochs,
@@ -109,9 +118,12 @@ def main() -> None:
         "train_minutes": round(curve[-1]["wall_minutes"], 2),
         "minutes_to_90": minutes_to(curve, 0.90),
         "minutes_to_99": minutes_to(curve, 0.99),
-        "train_images_per_s": round(sum(p["train_images_per_s"] for p in curve) / len(curve), 1),
+        "train_images_per_s": round(sum(speeds) / len(speeds), 1),
         "infer_images_per_s": round(len(val) / infer_seconds, 1),
         "peak_rss_gb": peak_rss_gb(out, curve),
+        "command": "python -m bench.captcha_full " + " ".join(sys.argv[1:]),
+        "git_commit": git_commit(),
+        "cores_shared": args.shared,
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
         "curve": [

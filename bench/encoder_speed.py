@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from imcaption.captcha.task import masked_cross_entropy
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
 from imcaption.text.char_tokenizer import CharTokenizer
-from imcaption.train import masked_cross_entropy
 
 CANDIDATES = [
     (32, 64, (16, 32, 64, 128)),

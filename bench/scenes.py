@@ -32,8 +32,10 @@ def train(data: Path, run: Path, decoder: str, encoder: str | None, epochs: int 
 
 def evaluate(data: Path, run: Path) -> dict:
     """Caption metrics (greedy and beam 3) on the held-out split, and grounding where there is attention."""
-    from imcaption.caption_metrics import caption_scores
-    from imcaption.caption_train import (
+    from imcaption.captioning.coco import read_coco_captions
+    from imcaption.captioning.grounding import measure_grounding
+    from imcaption.captioning.metrics import caption_scores
+    from imcaption.captioning.task import (
         attention_grid,
         caption_inputs,
         captioner_inputs,
@@ -41,8 +43,6 @@ def evaluate(data: Path, run: Path) -> dict:
         greedy_tokens,
         load_captioner,
     )
-    from imcaption.data.coco import read_coco_captions
-    from imcaption.grounding import measure_grounding
     from imcaption.visualize import read_metrics
 
     loaded = load_captioner(run / "best.pt")
@@ -92,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench.captcha_data import cpu_model
-    from imcaption.data.scenes import generate_scenes
+    from imcaption.captioning.scenes import generate_scenes
 
     data = Path(args.data)
     if not (data / "annotations" / "objects.json").is_file():

@@ -17,19 +17,23 @@ def read_metrics(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def plot_training_curves(metrics_path: str | Path, out_path: str | Path) -> None:
+def plot_training_curves(metrics_path: str | Path, out_path: str | Path, metric: str = "val_exact_match") -> None:
+    """Validation `metric` and training loss against wall minutes."""
     records = read_metrics(metrics_path)
     if not records:
         return
     minutes = [r["wall_minutes"] for r in records]
+    # A validation redone after an interrupt has no training window of its own.
+    trained = [r for r in records if "train_loss" in r]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    left.plot(minutes, [100 * r["val_exact_match"] for r in records], marker="o", label="validation exact match")
+    left.plot(minutes, [100 * r[metric] for r in records], marker="o", label=f"validation {metric}")
     left.set_xlabel("wall minutes")
     left.set_ylabel("%")
     left.set_ylim(0, 100)
     left.grid(alpha=0.3)
     left.legend(loc="lower right")
-    right.plot(minutes, [r["train_loss"] for r in records], marker="o", color="tab:red", label="train loss")
+    trained_minutes = [r["wall_minutes"] for r in trained]
+    right.plot(trained_minutes, [r["train_loss"] for r in trained], marker="o", color="tab:red", label="train loss")
     right.set_yscale("log")
     right.set_xlabel("wall minutes")
     right.grid(alpha=0.3)

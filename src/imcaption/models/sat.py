@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from imcaption.engine.search import LexiconTrie, Searched, SearchTokens, search
 from imcaption.models.attention import AdditiveAttention
 from imcaption.models.encoder import ConvEncoder
-from imcaption.text.char_tokenizer import START
+from imcaption.text.char_tokenizer import END, PAD, START
+
+TOKENS = SearchTokens(START, END, PAD)
 
 
 class SATRecognizer(nn.Module):
@@ -50,3 +54,21 @@ class SATRecognizer(nn.Module):
             logits.append(step_logits)
             token = targets[:, t]
         return torch.stack(logits, dim=1)
+
+    def loss(
+        self, images: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy over real tokens (letters and <end>; <pad> counts for nothing) under teacher forcing,
+        and which images (B,) were read exactly."""
+        logits = self(images, targets)
+        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, label_smoothing=label_smoothing)
+        exact = ((logits.argmax(-1) == targets) | (targets == PAD)).all(dim=1)
+        return loss, exact
+
+    @torch.no_grad()
+    def decode(self, images: torch.Tensor, beam: int = 1, trie: LexiconTrie | None = None) -> Searched:
+        """Token ids per image; with greedy search also the attention, (B, steps, grid rows, grid cols)."""
+        searched = search(self, self.start(images), images.shape[0], TOKENS, self.max_length + 1, beam, trie)
+        if searched.attention is not None:
+            searched.attention = searched.attention.view(*searched.attention.shape[:2], *self.encoder.config.grid)
+        return searched

@@ -17,10 +17,10 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from imcaption.data.captcha_dataset import IMAGE_NAME, CaptchaDataset
-from imcaption.data.preprocess import ImageSize, load_image, to_model_input
+from imcaption.captcha.dataset import IMAGE_NAME, CaptchaDataset
+from imcaption.engine.progress import progress_bar
+from imcaption.images import ImageSize, load_image, to_model_input
 
 CACHE_DIR = ".imcaption_cache"
 FORMAT_VERSION = 1
@@ -179,7 +179,7 @@ def _fill(array: np.ndarray, dataset: CaptchaDataset, size: ImageSize, workers: 
         for start in range(0, dataset.image_count, step)
     ]
     odd_sized = 0
-    with tqdm(total=dataset.image_count, desc=f"cache {size.tag}", unit="img", disable=not progress) as bar:
+    with progress_bar(enabled=progress, total=dataset.image_count, desc=f"cache {size.tag}", unit="img") as bar:
         if workers == 1:
             results = map(_decode_chunk, chunks)
             for start, images, odd in results:

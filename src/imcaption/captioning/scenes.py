@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm import tqdm
+
+from imcaption.engine.progress import progress_bar
 
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLORS = {
@@ -174,7 +175,7 @@ def generate_scenes(
         "val": {"images": [], "annotations": []},
     }
     objects: dict[str, list[dict]] = {}
-    for index in tqdm(range(count), desc="scenes", unit="img", disable=not progress):
+    for index in progress_bar(enabled=progress, iterable=range(count), desc="scenes", unit="img"):
         scene = render_scene(seed, index, side)
         name = f"s{index}.png"
         path = out / "images" / name

@@ -10,7 +10,7 @@ CAPTCHA_WORD = re.compile(r"^[a-z]{3,5}$")
 
 
 def default_vocabulary() -> list[str]:
-    text = (resources.files("imcaption") / "data" / "words.txt").read_text(encoding="utf-8")
+    text = (resources.files("imcaption") / "captcha" / "words.txt").read_text(encoding="utf-8")
     return _parse_words(text.splitlines(), "<default vocabulary>")
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from imcaption.checkpoint import load_checkpoint, load_recognizer
-from imcaption.data.captcha_dataset import LABEL_FILE, TEST_LABEL_FILE, CaptchaDataset
-from imcaption.data.captcha_generator import generate_dataset
-from imcaption.data.image_cache import ensure_cache
-from imcaption.data.labels import LabelRow, read_labels, write_labels
-from imcaption.data.vocabulary import default_vocabulary
-from imcaption.evaluate import exact_match, recognition_report
-from imcaption.inference import read_cached
-from imcaption.train import TrainConfig, Trainer
+from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE, CaptchaDataset
+from imcaption.captcha.generator import generate_dataset
+from imcaption.captcha.image_cache import ensure_cache
+from imcaption.captcha.labels import LabelRow, read_labels, write_labels
+from imcaption.captcha.metrics import exact_match, recognition_report
+from imcaption.captcha.reading import read_cached
+from imcaption.captcha.recognizer import Recognizer
+from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask, CaptchaTrainConfig
+from imcaption.captcha.vocabulary import default_vocabulary
+from imcaption.engine.run import open_run
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,27 @@ class AssignmentResult:
     checkpoint: Path
 
 
+def train_recognizer(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    options: dict[str, Any] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+):  # noqa: ANN201 (a Trainer; imported lazily by callers that only read)
+    """A Trainer for a captcha run: new with `options` over the defaults, or resumed from RUN_DIR/last.pt."""
+
+    def make_task(config: CaptchaTrainConfig, saved: dict | None) -> CaptchaTask:
+        return CaptchaTask(data_dir, config, progress=progress)
+
+    return open_run(run_dir, CaptchaTrainConfig, make_task, RECOGNIZER_FORMAT, options, resume, progress)
+
+
 def run_assignment(
-    data_dir: str | Path, run_dir: str | Path, config: TrainConfig, count: int = 140_000, progress: bool = True
+    data_dir: str | Path,
+    run_dir: str | Path,
+    options: dict[str, Any] | None = None,
+    count: int = 140_000,
+    progress: bool = True,
 ) -> AssignmentResult:
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     if not (data_dir / LABEL_FILE).is_file():
@@ -38,10 +59,16 @@ def run_assignment(
     print("      " + dataset.describe())
     print("[2/5] image cache")
     ensure_cache(dataset, progress=progress)
-    print(f"[3/5] training {config.model} in {run_dir}")
-    _train_or_resume(data_dir, run_dir, config, progress)
+    print(f"[3/5] training in {run_dir}")
+    trainer = train_recognizer(data_dir, run_dir, options, resume=True, progress=progress)
+    if trainer.state.step >= trainer.stop_step and trainer.state.validated_step >= trainer.stop_step:
+        print(f"      already trained ({trainer.state.step:,} steps)")
+    else:
+        if trainer.state.step:
+            print(f"      resuming at step {trainer.state.step:,} of {trainer.stop_step:,}")
+        trainer.run()
     checkpoint = run_dir / "best.pt"
-    recognizer = load_recognizer(checkpoint)
+    recognizer = Recognizer.load(checkpoint)
     cache = ensure_cache(dataset, recognizer.size, progress=progress)
     val = dataset.split("val")
     decoded = read_cached(recognizer, cache, val.indices, progress=progress)
@@ -56,20 +83,6 @@ def run_assignment(
     scored = f", exact match {test_score:.4%} against {TEST_LABEL_FILE}" if test_score is not None else ""
     print(f"[5/5] test answers: {answers} ({len(test):,} lines){scored}")
     return AssignmentResult(report.exact_match, test_score, answers, checkpoint)
-
-
-def _train_or_resume(data_dir: Path, run_dir: Path, config: TrainConfig, progress: bool) -> None:
-    last = run_dir / "last.pt"
-    if last.is_file():
-        config = TrainConfig.from_dict(load_checkpoint(last)["train_config"])
-    trainer = Trainer(data_dir, run_dir, config, progress=progress)
-    if last.is_file():
-        trainer.resume(last)
-        if trainer.state.step >= trainer.total_steps:
-            print(f"      already trained ({trainer.state.step:,} steps)")
-            return
-        print(f"      resuming at step {trainer.state.step:,} of {trainer.total_steps:,}")
-    trainer.run()
 
 
 def _score(answers: Path, labels: Path) -> float | None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imcaption.data.vocabulary import CAPTCHA_WORD
+from imcaption.captcha.vocabulary import CAPTCHA_WORD
 
 IMAGE_ID = re.compile(r"^a(0|[1-9][0-9]*)$")
 

@@ -111,7 +111,7 @@ class MRNNDecoder(nn.Module):
         return self.output(multimodal), {**state, "hidden": hidden}, None
 
 
-class Captioner(nn.Module):
+class CaptionModel(nn.Module):
     """A feature extractor (from-scratch CNN, or identity over cached backbone features) and a decoder."""
 
     def __init__(self, config: CaptionerConfig, encoder: nn.Module | None = None) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from tqdm import tqdm
 
-from imcaption.data.fonts import CAPTCHA_FACES, load_font
-from imcaption.data.labels import LabelRow, write_labels
+from imcaption.captcha.fonts import CAPTCHA_FACES, load_font
+from imcaption.captcha.labels import LabelRow, write_labels
+from imcaption.engine.progress import progress_bar
 
 TEMP_SUFFIX = ".partial"
 
@@ -285,7 +285,7 @@ def _render_missing(
     progress: bool,
 ) -> None:
     chunks = [_Chunk(str(out), seed, c, tuple(vocabulary), style) for c in _chunks(missing, 64)]
-    bar = tqdm(total=len(missing), desc="generate", unit="img", disable=not progress, smoothing=0.05)
+    bar = progress_bar(enabled=progress, total=len(missing), desc="generate", unit="img", smoothing=0.05)
     with bar:
         if workers == 1:
             for chunk in chunks:

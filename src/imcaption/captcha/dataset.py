@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imcaption.data.labels import LabelRow, read_labels
+from imcaption.captcha.labels import LabelRow, read_labels
 
 LABEL_FILE = "spec_train_val.txt"
 TEST_LABEL_FILE = "test_labels.txt"

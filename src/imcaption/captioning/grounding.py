@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from imcaption.data.scenes import COLORS, SHAPES
+from imcaption.captioning.scenes import COLORS, SHAPES
 from imcaption.text.word_tokenizer import END, WordTokenizer
 
 OBJECT_WORDS = frozenset(COLORS) | frozenset(SHAPES)

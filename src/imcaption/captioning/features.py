@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from imcaption.data.coco import CaptionedImage
-from imcaption.data.preprocess import ImageSize, load_image, to_model_input
-from imcaption.inference import as_batch
+from imcaption.captioning.coco import CaptionedImage
+from imcaption.engine.progress import progress_bar
+from imcaption.images import ImageSize, as_batch, load_image, to_model_input
 
 FEATURE_CACHE_VERSION = 1
 
@@ -22,7 +21,8 @@ FEATURE_CACHE_VERSION = 1
 def load_images(images: Sequence[CaptionedImage], side: int, progress: bool = True) -> np.ndarray:
     """(N, side, side, 3) uint8, each image resized like every model input."""
     size = ImageSize(side, side)
-    rows = [to_model_input(load_image(i.path), size) for i in tqdm(images, desc="images", disable=not progress)]
+    bar = progress_bar(enabled=progress, iterable=images, desc="images")
+    rows = [to_model_input(load_image(i.path), size) for i in bar]
     return np.stack(rows) if rows else np.zeros((0, side, side, 3), dtype=np.uint8)
 
 
@@ -58,7 +58,7 @@ def backbone_features(
     temp = data_path.with_name(data_path.name + ".partial")
     out = np.memmap(temp, dtype=np.float16, mode="w+", shape=shape)
     with torch.no_grad():
-        for start in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress):
+        for start in progress_bar(enabled=progress, iterable=range(0, len(images), batch_size), desc="features"):
             pixels = load_images(images[start : start + batch_size], side, progress=False)
             grid = backbone.features(imagenet_normalize(as_batch(pixels)))
             out[start : start + len(pixels)] = grid.flatten(2).transpose(1, 2).numpy().astype(np.float16)

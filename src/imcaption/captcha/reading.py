@@ -1,0 +1,35 @@
+"""Reading a cached split in batches (evaluation, answer files)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from imcaption.captcha.image_cache import ImageCache
+from imcaption.captcha.recognizer import Readings, Recognizer
+from imcaption.engine.progress import progress_bar
+from imcaption.engine.search import LexiconTrie
+from imcaption.images import as_batch
+
+
+def read_cached(
+    recognizer: Recognizer,
+    cache: ImageCache,
+    indices: Sequence[int],
+    batch_size: int = 500,
+    beam: int = 1,
+    lexicon: LexiconTrie | None = None,
+    progress: bool = True,
+) -> Readings:
+    words: list[str] = []
+    confidences: list[float] = []
+    indices = np.asarray(indices)
+    with progress_bar(enabled=progress, total=len(indices), desc="read", unit="img") as bar:
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            decoded = recognizer.decode(as_batch(cache.read(chunk)), beam, lexicon)
+            words += decoded.words
+            confidences += decoded.confidences
+            bar.update(len(chunk))
+    return Readings(words, confidences)

@@ -1,0 +1,107 @@
+"""A trained captcha recognizer, loaded for use: `Recognizer.load(path).read(images)`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from imcaption.captcha.task import RECOGNIZER_FORMAT
+from imcaption.engine.checkpoint import CheckpointError, export_model, load_model_file
+from imcaption.engine.loop import resolve_device
+from imcaption.engine.search import LexiconTrie
+from imcaption.images import ImageLike, ImageSize, as_batch, as_image, as_image_list, to_model_input
+from imcaption.models import RecognizerConfig, build_recognizer
+from imcaption.text.char_tokenizer import END, CharTokenizer
+
+# What a model file must describe besides its weights; `export` keeps exactly these.
+DESCRIPTION_KEYS = ("model_config", "tokenizer", "image_size")
+
+
+@dataclass
+class Reading:
+    """One image's reading: the word ("" when nothing was read), its probability under the model, and for sat
+    models read greedily with attention=True, the attention of each step, (steps, grid rows, grid cols)."""
+
+    word: str
+    confidence: float
+    attention: np.ndarray | None = None
+
+
+@dataclass
+class Readings:
+    """A batch's readings; attention (B, steps, rows, cols) for sat models under greedy search, else None."""
+
+    words: list[str]
+    confidences: list[float]
+    attention: torch.Tensor | None = None
+
+
+class Recognizer:
+    """The model, its tokenizer and its input size: everything a checkpoint or an export carries."""
+
+    def __init__(self, model: nn.Module, config: RecognizerConfig, tokenizer: CharTokenizer, size: ImageSize,
+                 device: torch.device) -> None:  # fmt: skip
+        self.model, self.config, self.tokenizer, self.size, self.device = model, config, tokenizer, size, device
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Recognizer:
+        """From a training checkpoint (best.pt, last.pt) or a weights-only export; nothing else is needed."""
+        state = load_model_file(path, RECOGNIZER_FORMAT)
+        try:
+            config = RecognizerConfig.from_dict(state["model_config"])
+            model = build_recognizer(config)
+            model.load_state_dict(state["model"])
+            tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+            size = ImageSize(**state["image_size"])
+        except (KeyError, TypeError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: checkpoint does not match this model code: {err}") from None
+        model.eval()
+        model.encoder.fuse_batch_norm()
+        target = resolve_device(device)
+        return cls(model.to(target, memory_format=torch.channels_last), config, tokenizer, size, target)
+
+    def lexicon(self, words: Iterable[str]) -> LexiconTrie:
+        """A constraint to pass as `lexicon=`: only these words can be read."""
+        trie = LexiconTrie(words, self.tokenizer.encode, self.tokenizer.vocab_size, END)
+        return trie.to(self.device)
+
+    def decode(self, images: torch.Tensor, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
+        """Model inputs (B, 3, H, W) at the model's size -> words, confidences, attention."""
+        searched = self.model.decode(images.to(self.device), beam, lexicon)
+        words = [self.tokenizer.decode(ids) for ids in searched.ids]
+        return Readings(words, searched.confidences, searched.attention)
+
+    def inputs(self, images: Sequence[ImageLike]) -> np.ndarray:
+        """(B, H, W, 3) uint8: each image resized to the model's input exactly as the training cache was."""
+        return np.stack([to_model_input(as_image(item), self.size) for item in images])
+
+    def read(self, images: Any, beam: int = 1, lexicon: LexiconTrie | None = None, attention: bool = False,
+             batch_size: int = 256) -> Reading | list[Reading]:  # fmt: skip
+        """Read one image (a path, a PIL image, an (H, W, 3) uint8 array) -> Reading, or many (a list of those,
+        or a (B, H, W, 3) array) -> list[Reading]. Any size and mode; batches of at most `batch_size` images are
+        decoded at a time, so a long list never sits in memory at once. attention=True needs greedy search."""
+        if attention and beam > 1:
+            raise ValueError("attention maps come from greedy search; use beam=1 with attention=True")
+        items, single = as_image_list(images)
+        readings: list[Reading] = []
+        for start in range(0, len(items), batch_size):
+            decoded = self.decode(as_batch(self.inputs(items[start : start + batch_size])), beam, lexicon)
+            maps = decoded.attention.numpy() if attention and decoded.attention is not None else None
+            readings += [
+                Reading(word, confidence, None if maps is None else maps[n])
+                for n, (word, confidence) in enumerate(zip(decoded.words, decoded.confidences, strict=True))
+            ]
+        return readings[0] if single else readings
+
+
+def export_recognizer(checkpoint: str | Path, out: str | Path) -> Path:
+    """A weights-only model file (safetensors + JSON description) from a training checkpoint."""
+    state = load_model_file(checkpoint, RECOGNIZER_FORMAT)
+    export_model(out, state["model"], {key: state[key] for key in DESCRIPTION_KEYS}, RECOGNIZER_FORMAT)
+    return Path(out)

@@ -1,0 +1,135 @@
+"""Captcha recognition as a training task: cached images and character targets in, exact match out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imcaption.captcha.augment import AUGMENT_MODES, augment_batch, augment_config
+from imcaption.captcha.dataset import CaptchaDataset
+from imcaption.captcha.image_cache import ensure_cache
+from imcaption.captcha.metrics import character_error_rate, exact_match
+from imcaption.engine.config import LoopConfig, config_from_dict, option
+from imcaption.engine.loop import resolve_device
+from imcaption.images import ImageSize, as_batch
+from imcaption.models import RECOGNIZERS, EncoderConfig, RecognizerConfig, build_recognizer
+from imcaption.text.char_tokenizer import CharTokenizer
+
+RECOGNIZER_FORMAT = "imcaption-recognizer"
+VALIDATION_BATCH = 500
+
+
+@dataclass(frozen=True)
+class CaptchaTrainConfig:
+    model: str = option("sat", "sat: attention + GRU (Show, Attend and Tell); ctc: BiGRU over columns + CTC",
+                        choices=RECOGNIZERS)  # fmt: skip
+    height: int = option(64, "model input height in pixels (divisible by 16)")
+    width: int = option(128, "model input width in pixels (divisible by 8)")
+    augment: str = option(
+        "shift",
+        "shift: whole-pixel shifts + color-channel permutation; full: affine warp + permutation; "
+        "color: permutation only; none",
+        choices=AUGMENT_MODES,
+    )
+    label_smoothing: float = option(0.1, "label smoothing of the sat loss; 0 turns it off")
+    train_limit: int = option(0, "train on the first N training images only; 0: all")
+    val_limit: int = option(0, "validate on the first N validation images only; 0: all")
+    # The shared loop's defaults are the captcha recipe (10 epochs of 128, peak 3e-3, 300 warmup, clip 2).
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> CaptchaTrainConfig:
+        """A saved config. imcaption 0.1 saved it flat, its augmentation once as a boolean, and trained
+        without label smoothing before that field existed."""
+        if "loop" not in state:
+            loop_names = set(asdict(LoopConfig()))
+            state = {
+                "label_smoothing": 0.0,
+                **{k: v for k, v in state.items() if k not in loop_names},
+                "loop": {k: v for k, v in state.items() if k in loop_names},
+            }
+        if isinstance(state.get("augment"), bool):
+            state = {**state, "augment": "full" if state["augment"] else "none"}
+        return config_from_dict(cls, state)
+
+
+class CaptchaTask:
+    """The captcha side of the training loop (imcaption.engine.loop.Task)."""
+
+    checkpoint_kind = RECOGNIZER_FORMAT
+    selection_metric = "val_exact_match"
+
+    def __init__(self, data_dir: str | Path, config: CaptchaTrainConfig, progress: bool = True) -> None:
+        # Resolved first, so an unknown mode or device fails before any data is opened.
+        self.augmentation = None if config.augment == "none" else augment_config(config.augment)
+        self.device = resolve_device(config.loop.device)
+        self.config = config
+        self.batch_size = config.loop.batch_size
+        dataset = CaptchaDataset.open(data_dir)
+        self.size = ImageSize(config.height, config.width)
+        self.cache = ensure_cache(dataset, self.size, progress=progress)
+        self.tokenizer = CharTokenizer()
+        self.train_ids = np.asarray(dataset.split("train").indices)
+        if config.train_limit:
+            self.train_ids = self.train_ids[: config.train_limit]
+        self.val_ids = np.asarray(dataset.split("val").indices)
+        if config.val_limit:
+            self.val_ids = self.val_ids[: config.val_limit]
+        self.train_targets = self.tokenizer.batch_targets([dataset.labels[i] for i in self.train_ids])
+        self.val_words = [dataset.labels[i] for i in self.val_ids]
+        self.model_config = RecognizerConfig(
+            kind=config.model,
+            encoder=EncoderConfig(config.height, config.width),
+            vocab_size=self.tokenizer.vocab_size,
+            max_length=self.tokenizer.max_length,
+        )
+        torch.manual_seed(config.loop.seed)
+        self.model = build_recognizer(self.model_config).to(self.device, memory_format=torch.channels_last)
+        self.steps_per_epoch = max(1, len(self.train_ids) // self.batch_size)
+        self.augment_rng = torch.Generator().manual_seed(config.loop.seed + 1)
+
+    def batch_ids(self, step: int) -> np.ndarray:
+        """Positions in the training set of a step's images: a permutation per epoch, seeded by (seed, epoch)."""
+        epoch, offset = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng([self.config.loop.seed, epoch]).permutation(len(self.train_ids))
+        return order[offset * self.batch_size : (offset + 1) * self.batch_size]
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self.batch_ids(step)
+        images = as_batch(self.cache.read(self.train_ids[ids]))
+        if self.augmentation is not None:
+            images = augment_batch(images, self.augment_rng, self.augmentation)
+        return images.to(self.device), self.train_targets[ids].to(self.device)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        images, targets = batch
+        loss, exact = self.model.loss(images, targets, self.config.label_smoothing)
+        return loss, {"exact_match": exact.float().mean().item()}
+
+    def validate(self) -> dict[str, float]:
+        words: list[str] = []
+        for start in range(0, len(self.val_ids), VALIDATION_BATCH):
+            images = as_batch(self.cache.read(self.val_ids[start : start + VALIDATION_BATCH])).to(self.device)
+            words += [self.tokenizer.decode(ids) for ids in self.model.decode(images).ids]
+        return {
+            "val_exact_match": exact_match(words, self.val_words),
+            "val_cer": character_error_rate(words, self.val_words),
+        }
+
+    def description(self) -> dict[str, Any]:
+        return {
+            "model_config": self.model_config.to_dict(),
+            "tokenizer": self.tokenizer.to_dict(),
+            "image_size": asdict(self.size),
+            "config": asdict(self.config),
+        }
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        return {"augment": self.augment_rng.get_state()}
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.augment_rng.set_state(state["augment"])

@@ -1,0 +1,258 @@
+"""`imcaption captcha ...`: the word-captcha commands. Parsing and printing only; the work is in imcaption.captcha."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from imcaption.cli.options import add_config_options, add_device, add_quiet, given_options, numbered
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from imcaption.captcha.generator import generate_dataset
+    from imcaption.captcha.vocabulary import default_vocabulary, read_vocabulary
+
+    vocabulary = read_vocabulary(args.words) if args.words else default_vocabulary()
+    drawn = generate_dataset(args.out_dir, vocabulary, args.count, args.seed, args.workers, progress=not args.quiet)
+    kept = args.count - drawn
+    print(f"{args.out_dir}: {args.count:,} images ({drawn:,} drawn, {kept:,} already there), seed {args.seed}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from imcaption.captcha.dataset import CaptchaDataset
+    from imcaption.captcha.image_cache import build_cache
+    from imcaption.images import ImageSize
+
+    dataset = CaptchaDataset.open(args.data_dir)
+    print(dataset.describe())
+    cache = build_cache(dataset, ImageSize(args.height, args.width), args.workers, not args.quiet, args.rebuild)
+    nbytes = cache.data_path.stat().st_size
+    print(f"cache: {cache.data_path} ({cache.count:,} x {cache.size.tag} x 3, {nbytes:,} bytes)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from imcaption.captcha.pipeline import train_recognizer
+    from imcaption.captcha.task import CaptchaTrainConfig
+    from imcaption.engine.interrupt import Interrupted
+
+    options = given_options(args, CaptchaTrainConfig())
+    trainer = train_recognizer(args.data_dir, args.out, options, resume=args.resume, progress=not args.quiet)
+    task = trainer.task
+    if trainer.state.step:
+        print(f"resuming {args.out}/last.pt at step {trainer.state.step:,} of {trainer.stop_step:,}")
+    print(
+        f"training {task.config.model} on {len(task.train_ids):,} images, validating on {len(task.val_ids):,}; "
+        f"{trainer.total_steps:,} steps of {task.batch_size} on {task.device}"
+    )
+    try:
+        state = trainer.run()
+    except Interrupted as stop:
+        print(f"\n{stop} at step {trainer.state.step:,}; saved {args.out}/last.pt. Continue with --resume.")
+        return stop.exit_code
+    print(f"done: best validation exact match {state.best_metric:.4f}; checkpoints in {args.out}")
+    return 0
+
+
+def _lexicon(recognizer, path: str | None):  # noqa: ANN001, ANN202
+    if not path:
+        return None
+    from imcaption.captcha.vocabulary import read_vocabulary
+
+    return recognizer.lexicon(read_vocabulary(path))
+
+
+def _read_split(args: argparse.Namespace):  # noqa: ANN202
+    """The recognizer, the dataset, the split and its readings, for evaluate and predict."""
+    from imcaption.api import Recognizer
+    from imcaption.captcha.dataset import CaptchaDataset
+    from imcaption.captcha.image_cache import ensure_cache
+    from imcaption.captcha.reading import read_cached
+
+    recognizer = Recognizer.load(args.checkpoint, args.device)
+    dataset = CaptchaDataset.open(args.data_dir)
+    split = dataset.split(args.split)
+    cache = ensure_cache(dataset, recognizer.size, progress=not args.quiet)
+    lexicon = _lexicon(recognizer, args.lexicon)
+    decoded = read_cached(recognizer, cache, split.indices, args.batch_size, args.beam, lexicon, not args.quiet)
+    return dataset, split, decoded
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from imcaption.captcha.metrics import recognition_report
+
+    dataset, split, decoded = _read_split(args)
+    report = recognition_report(list(split.indices), decoded.words, dataset.words(split))
+    print(f"{args.split}: {report.count:,} images, exact match {report.exact_match:.4%}, CER {report.cer:.4%}")
+    print("by length: " + ", ".join(f"{n} letters {acc:.2%}" for n, acc in report.by_length.items()))
+    if report.confusions:
+        shown = ", ".join(f"{t or '∅'}->{r or '∅'} x{n}" for t, r, n in report.confusions)
+        print(f"top confusions (true -> read): {shown}")
+    misread_path = Path(args.misread or Path(args.checkpoint).with_name(f"misread_{args.split}.txt"))
+    misread_path.write_text("".join(f"a{i} {t} {p or '-'}\n" for i, t, p in report.misread))
+    print(f"misread ids (id true read): {misread_path} ({len(report.misread):,} lines)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.summary(), indent=2) + "\n")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from imcaption.captcha.labels import LabelRow, write_labels
+
+    _, split, decoded = _read_split(args)
+    # A word the model cannot read at all still gets a line, so the answer file has every id.
+    write_labels(args.out, [LabelRow(i, w or "-") for i, w in zip(split.indices, decoded.words, strict=True)])
+    print(f"wrote {args.out}: {len(split):,} answers for a{split.start}-a{split.stop - 1}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from imcaption.captcha.labels import read_labels
+
+    truth = {row.index: row.word for row in read_labels(args.labels)}
+    answers = {row.index: row.word for row in read_labels(args.answers, check_words=False)}
+    correct = sum(answers.get(i) == w for i, w in truth.items())
+    missing = sum(i not in answers for i in truth)
+    extra = sum(i not in truth for i in answers)
+    print(
+        f"{correct:,} / {len(truth):,} correct: exact match {correct / len(truth):.4%}"
+        f" ({missing:,} ids missing, counted wrong; {extra:,} ids not in the labels, ignored)"
+    )
+    return 0
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from imcaption.api import Recognizer
+
+    recognizer = Recognizer.load(args.checkpoint, args.device)
+    beam = args.beam
+    if args.attention and beam > 1:
+        print("note: --attention draws the greedy reading; --beam is ignored", file=sys.stderr)
+        beam = 1
+    if args.attention and recognizer.config.kind != "sat":
+        raise ValueError(f"{recognizer.config.kind} has no attention to draw; --attention needs a sat model")
+    readings = recognizer.read(args.images, beam, _lexicon(recognizer, args.lexicon), attention=bool(args.attention))
+    for path, reading in zip(args.images, readings, strict=True):
+        print(f"{path} {reading.word or '-'} {reading.confidence:.4f}")
+    if args.attention:
+        from imcaption.visualize import plot_attention
+
+        for n, (path, reading) in enumerate(zip(args.images, readings, strict=True)):
+            target = numbered(args.attention, n, len(args.images))
+            pixels = recognizer.inputs([path])[0]
+            plot_attention(pixels, reading.word, reading.attention, target, title=f"{Path(path).name}: {reading.word}")
+            print(f"attention: {target}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from imcaption.captcha.recognizer import export_recognizer
+
+    out = export_recognizer(args.checkpoint, args.out)
+    before, after = Path(args.checkpoint).stat().st_size, out.stat().st_size
+    print(f"wrote {out}: weights-only model, {after:,} bytes ({after / before:.0%} of the checkpoint)")
+    return 0
+
+
+def cmd_assignment(args: argparse.Namespace) -> int:
+    from imcaption.captcha.pipeline import run_assignment
+    from imcaption.captcha.task import CaptchaTrainConfig
+    from imcaption.engine.interrupt import Interrupted
+
+    options = given_options(args, CaptchaTrainConfig())
+    try:
+        run_assignment(args.data_dir, args.out, options, count=args.count, progress=not args.quiet)
+    except Interrupted as stop:
+        print(f"\n{stop}: saved; run the same command again to resume", file=sys.stderr)
+        return stop.exit_code
+    return 0
+
+
+def _reading_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default: 1, greedy)")
+    parser.add_argument("--lexicon", default=None, metavar="FILE", help="only output words listed in FILE")
+    add_device(parser)
+
+
+def _split_reader(sub: argparse._SubParsersAction, name: str, help_text: str, split: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
+    parser.add_argument("data_dir", metavar="DATA_DIR")
+    parser.add_argument("--split", choices=["train", "val", "test"], default=split, help=f"(default: {split})")
+    parser.add_argument("--batch-size", type=int, default=500, help="images per batch (default: 500)")
+    _reading_options(parser)
+    add_quiet(parser)
+    return parser
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    from imcaption.captcha.task import CaptchaTrainConfig
+
+    captcha = commands.add_parser("captcha", help="word captchas: generate, cache, train, evaluate, predict, read ...")
+    sub = captcha.add_subparsers(dest="captcha_command", required=True, metavar="COMMAND")
+    defaults = CaptchaTrainConfig()
+
+    gen = sub.add_parser("generate", help="draw a synthetic words_captcha dataset")
+    gen.add_argument("out_dir", metavar="OUT_DIR")
+    gen.add_argument("--count", type=int, default=140_000, help="number of images (default: 140000)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    gen.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    gen.add_argument("--words", default=None, metavar="FILE", help="vocabulary, one word per line (default: built in)")
+    add_quiet(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    cache = sub.add_parser("cache", help="decode every image once into a memory-mappable array")
+    cache.add_argument("data_dir", metavar="DATA_DIR")
+    cache.add_argument("--height", type=int, default=defaults.height, help=f"(default: {defaults.height})")
+    cache.add_argument("--width", type=int, default=defaults.width, help=f"(default: {defaults.width})")
+    cache.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    cache.add_argument("--rebuild", action="store_true", help="rebuild even if a valid cache exists")
+    add_quiet(cache)
+    cache.set_defaults(func=cmd_cache)
+
+    train = sub.add_parser("train", help="train a recognizer", description="Train a captcha recognizer.")
+    train.add_argument("data_dir", metavar="DATA_DIR")
+    train.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoints, metrics.jsonl, curves.png")
+    train.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt with its saved settings")
+    add_quiet(train)
+    add_config_options(train, defaults, "training options")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = _split_reader(sub, "evaluate", "accuracy, CER and confusions on a labeled split", "val")
+    evaluate.add_argument("--misread", default=None, metavar="FILE", help="where to list misread ids")
+    evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = _split_reader(sub, "predict", "write an answer file (`a120000 word` per line)", "test")
+    predict.add_argument("--out", required=True, metavar="ANSWERS")
+    predict.set_defaults(func=cmd_predict)
+
+    score = sub.add_parser("score", help="whole-word accuracy of an answer file against a label file")
+    score.add_argument("answers", metavar="ANSWERS")
+    score.add_argument("labels", metavar="LABELS")
+    score.set_defaults(func=cmd_score)
+
+    read = sub.add_parser("read", help="read captcha image files of any size and mode")
+    read.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
+    read.add_argument("images", nargs="+", metavar="IMAGE")
+    read.add_argument("--attention", default=None, metavar="OUT.png", help="draw each character's attention (sat)")
+    _reading_options(read)
+    read.set_defaults(func=cmd_read)
+
+    export = sub.add_parser("export", help="write a weights-only model file (safetensors, no optimizer, no pickle)")
+    export.add_argument("checkpoint", metavar="CHECKPOINT")
+    export.add_argument("--out", required=True, metavar="MODEL", help="e.g. model.safetensors")
+    export.set_defaults(func=cmd_export)
+
+    run = sub.add_parser(
+        "assignment", help="the whole job: generate if missing, cache, train, validate, predict test, score"
+    )
+    run.add_argument("data_dir", metavar="DATA_DIR", nargs="?", default="data/words_captcha")
+    run.add_argument("--out", default="runs/captcha", metavar="RUN_DIR", help="(default: runs/captcha)")
+    run.add_argument("--count", type=int, default=140_000, help="images to generate if DATA_DIR has none")
+    add_quiet(run)
+    add_config_options(run, defaults, "training options (a resumed run keeps its saved ones)")
+    run.set_defaults(func=cmd_assignment)

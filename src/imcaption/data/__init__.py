@@ -1,1 +1,0 @@
-"""Datasets: captcha generator, label files and splits, image cache."""

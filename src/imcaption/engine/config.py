@@ -1,0 +1,105 @@
+"""Training configurations as frozen dataclasses: one default per option, help text beside it, and the rule
+for which options a resumed run may change.
+
+A task's config holds its own options and a `loop: LoopConfig` with the task's defaults for the shared ones.
+Command-line options are made from these fields (imcaption.cli.options), so each default lives in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+Config = TypeVar("Config")
+
+
+def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None, on_resume: bool = False) -> Any:
+    """A config field with its help text. `on_resume`: a resumed run may change it (it moves no step of the
+    schedule and no sample of the data order: threads, device, where to stop, how many checkpoints to keep)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "on_resume": on_resume})
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """What every task's training shares: schedule, optimizer, cadence, hardware."""
+
+    epochs: int = option(10, "passes over the training set")
+    batch_size: int = option(128, "images per step")
+    lr: float = option(3e-3, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.01, "AdamW weight decay")
+    warmup_steps: int = option(300, "linear warmup steps before the cosine decay")
+    grad_clip: float = option(2.0, "clip the gradient norm to this")
+    seed: int = option(0, "seed of the weights, the data order and the augmentation")
+    eval_every: int = option(0, "steps between validations; 0: once per epoch", on_resume=True)
+    max_steps: int = option(0, "stop after this many steps (the schedule stays that of all epochs); 0: no limit",
+                            on_resume=True)  # fmt: skip
+    keep: int = option(3, "step-N checkpoints to keep beside best.pt and last.pt", on_resume=True)
+    threads: int = option(0, "torch CPU threads; 0: torch's default (all cores)", on_resume=True)
+    device: str = option("cpu", "cpu, cuda or cuda:N", on_resume=True)
+
+
+def config_fields(config: Any) -> dict[str, dataclasses.Field]:
+    """The options of a task config, flattened: its own fields and those of its nested configs."""
+    found: dict[str, dataclasses.Field] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        found.update(config_fields(value) if dataclasses.is_dataclass(value) else {f.name: f})
+    return found
+
+
+def flat_values(config: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        values.update(flat_values(value) if dataclasses.is_dataclass(value) else {f.name: value})
+    return values
+
+
+def with_options(config: Config, changes: dict[str, Any]) -> Config:
+    """`config` with flat option names replaced wherever they live; an unknown name is an error."""
+    unknown = set(changes) - set(config_fields(config))
+    if unknown:
+        raise ValueError(f"unknown option(s) for {type(config).__name__}: {', '.join(sorted(unknown))}")
+    replaced = {}
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            inner = {k: v for k, v in changes.items() if k in config_fields(value)}
+            replaced[f.name] = with_options(value, inner) if inner else value
+        elif f.name in changes:
+            replaced[f.name] = changes[f.name]
+    return dataclasses.replace(config, **replaced)  # type: ignore[type-var]
+
+
+def config_from_dict(cls: type[Config], state: dict[str, Any]) -> Config:
+    """A config saved as a dict; fields saved before they existed take today's defaults."""
+    default = cls()
+    values = {}
+    for f in dataclasses.fields(default):  # type: ignore[arg-type]
+        if f.name not in state:
+            continue
+        nested = getattr(default, f.name)
+        values[f.name] = (
+            config_from_dict(type(nested), state[f.name]) if dataclasses.is_dataclass(nested) else (state[f.name])
+        )
+    return cls(**values)
+
+
+def resume_config(saved: Config, requested: dict[str, Any]) -> Config:
+    """The saved run's config with the options a resumed run may change applied. An option that would change
+    the schedule or the data is refused, naming it, instead of being silently ignored or applied."""
+    fields_by_name = config_fields(saved)
+    saved_values = flat_values(saved)
+    refused = [
+        f"--{name.replace('_', '-')} {value} (the run has {saved_values[name]})"
+        for name, value in requested.items()
+        if value != saved_values[name] and not fields_by_name[name].metadata.get("on_resume")
+    ]
+    if refused:
+        raise ValueError(
+            "a resumed run keeps its saved configuration; cannot change "
+            + ", ".join(refused)
+            + ". Drop these options, or start a new run in another --out folder"
+        )
+    return with_options(saved, {k: v for k, v in requested.items() if fields_by_name[k].metadata.get("on_resume")})
