@@ -67,6 +67,7 @@ def main() -> None:
     from imcaption.engine.checkpoint import load_checkpoint
     from imcaption.visualize import read_metrics
 
+    commit = git_commit()  # before the long run, so later edits to the tree are not mistaken for its code
     run = Path(args.run or f"runs/bench_{args.model}")
     epochs = args.epochs or CaptchaTrainConfig().loop.epochs
     train_args = ["captcha", "train", args.data, "--out", str(run), "--model", args.model, "--epochs", str(epochs)]
@@ -122,7 +123,7 @@ def main() -> None:
         "infer_images_per_s": round(len(val) / infer_seconds, 1),
         "peak_rss_gb": peak_rss_gb(out, curve),
         "command": "python -m bench.captcha_full " + " ".join(sys.argv[1:]),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "cores_shared": args.shared,
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),

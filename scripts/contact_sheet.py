@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from imcaption.data.captcha_generator import FontCache, render_index
-from imcaption.data.vocabulary import default_vocabulary
+from imcaption.captcha.generator import FontCache, render_index
+from imcaption.captcha.vocabulary import default_vocabulary
 
 TILE = (300, 160)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imcaption.data.captcha_generator import CaptchaStyle, generate_dataset
-from imcaption.data.vocabulary import default_vocabulary
+from imcaption.captcha.generator import CaptchaStyle, generate_dataset
+from imcaption.captcha.vocabulary import default_vocabulary
 
 EASY_WORDS = [
     "cat", "dog", "sun", "tree", "bird", "fish", "moon", "star", "rain", "snow",
@@ -35,7 +35,7 @@ def easy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_sat(easy_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """best.pt of a sat recognizer trained on the easy set."""
-    from imcaption.train import TrainConfig, Trainer
+    from imcaption.captcha.task import TrainConfig, Trainer
 
     run = tmp_path_factory.mktemp("run_sat")
     config = TrainConfig(

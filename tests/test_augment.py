@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from imcaption.augment import AugmentConfig, augment_batch, augment_config
-from imcaption.train import TrainConfig, Trainer
+from imcaption.captcha.augment import AugmentConfig, augment_batch, augment_config
+from imcaption.captcha.task import TrainConfig, Trainer
 
 
 def images() -> torch.Tensor:

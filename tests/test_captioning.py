@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from imcaption.caption_metrics import caption_scores
-from imcaption.caption_train import (
+from imcaption.captioning.metrics import caption_scores
+from imcaption.captioning.task import (
     CAPTION_TOKENS,
     CaptionTrainConfig,
     CaptionTrainer,
@@ -17,8 +17,8 @@ from imcaption.caption_train import (
     sequence_loss,
 )
 from imcaption.cli import main
-from imcaption.decode import beam_search, greedy_search
-from imcaption.models.captioner import Captioner, CaptionerConfig
+from imcaption.engine.search import beam_search, greedy_search
+from imcaption.models.caption_decoders import Captioner, CaptionerConfig
 from imcaption.models.mobilenet_v2 import default_weights_path
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from imcaption.cli import main
-from imcaption.data.coco import CocoFormatError, read_coco_captions, split_images
-from imcaption.data.scenes import COLORS, SHAPES, render_scene
+from imcaption.captioning.coco import CocoFormatError, read_coco_captions, split_images
+from imcaption.captioning.scenes import COLORS, SHAPES, render_scene
 from imcaption.text.word_tokenizer import END, PAD, START, UNK, WordTokenizer, normalize
 
 
@@ -88,7 +88,7 @@ def test_coco_reader_errors_name_the_problem(tmp_path: Path, data: object, files
 
 
 def test_split_is_by_image_and_seeded(tmp_path: Path) -> None:
-    from imcaption.data.coco import CaptionedImage
+    from imcaption.captioning.coco import CaptionedImage
 
     images = [CaptionedImage(i, tmp_path / f"{i}.jpg", ("x",)) for i in range(50)]
     train, val = split_images(images, 0.2, seed=3)

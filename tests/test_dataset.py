@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imcaption.data.captcha_dataset import CaptchaDataset, DatasetError, split_spec
-from imcaption.data.labels import LabelFileError
+from imcaption.captcha.dataset import CaptchaDataset, DatasetError, split_spec
+from imcaption.captcha.labels import LabelFileError
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -7,15 +7,15 @@ import numpy as np
 from PIL import Image
 
 from imcaption.cli import main
-from imcaption.data.captcha_generator import (
+from imcaption.captcha.generator import (
     TEMP_SUFFIX,
     CaptchaStyle,
     FontCache,
     generate_dataset,
     render_index,
 )
-from imcaption.data.fonts import CAPTCHA_FACES
-from imcaption.data.vocabulary import default_vocabulary
+from imcaption.captcha.fonts import CAPTCHA_FACES
+from imcaption.captcha.vocabulary import default_vocabulary
 
 LABEL_LINE = re.compile(r"^a[0-9]+ [a-z]{3,5}$")
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from imcaption.grounding import cell_boxes, measure_grounding, overlaps
+from imcaption.captioning.grounding import cell_boxes, measure_grounding, overlaps
 from imcaption.text.word_tokenizer import END, WordTokenizer
 
 TOKENIZER = WordTokenizer(("a", "red", "circle", "blue", "square", "and"))

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from imcaption.cli import main
-from imcaption.data.captcha_dataset import CaptchaDataset
-from imcaption.data.image_cache import build_cache, cache_paths, ensure_cache, open_cache
-from imcaption.data.preprocess import ImageReadError, ImageSize, load_image, to_model_input
+from imcaption.captcha.dataset import CaptchaDataset
+from imcaption.captcha.image_cache import build_cache, cache_paths, ensure_cache, open_cache
+from imcaption.images import ImageReadError, ImageSize, load_image, to_model_input
 
 SIZE = ImageSize(32, 64)
 

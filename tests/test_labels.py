@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from imcaption.data.labels import LabelFileError, LabelRow, read_labels, write_labels
+from imcaption.captcha.labels import LabelFileError, LabelRow, read_labels, write_labels
 
 
 def test_round_trip_keeps_order_and_words(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ import torch
 
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
 from imcaption.text.char_tokenizer import PAD, CharTokenizer
-from imcaption.train import masked_cross_entropy
+from imcaption.captcha.task import masked_cross_entropy
 
 
 def _sat() -> torch.nn.Module:

@@ -7,15 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
-from imcaption.checkpoint import CheckpointError, load_checkpoint, load_recognizer, save_checkpoint
+from imcaption.engine.checkpoint import CheckpointError, load_checkpoint, load_recognizer, save_checkpoint
 from imcaption.cli import main
-from imcaption.data.captcha_dataset import CaptchaDataset
-from imcaption.data.image_cache import ensure_cache
-from imcaption.decode import LexiconTrie, ctc_lexicon, decode_batch, sat_beam, sat_greedy
-from imcaption.inference import as_batch, read_cached
+from imcaption.captcha.dataset import CaptchaDataset
+from imcaption.captcha.image_cache import ensure_cache
+from imcaption.engine.search import LexiconTrie, ctc_lexicon, decode_batch, sat_beam, sat_greedy
+from imcaption.captcha.reading import as_batch, read_cached
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
 from imcaption.text.char_tokenizer import CharTokenizer
-from imcaption.train import TrainConfig, Trainer
+from imcaption.captcha.task import TrainConfig, Trainer
 
 from .conftest import EASY_WORDS
 

@@ -5,7 +5,7 @@ from imcaption.text.char_tokenizer import END, PAD, START, CharTokenizer
 
 
 def test_round_trip_of_every_default_word() -> None:
-    from imcaption.data.vocabulary import default_vocabulary
+    from imcaption.captcha.vocabulary import default_vocabulary
 
     tokenizer = CharTokenizer()
     for word in default_vocabulary():
