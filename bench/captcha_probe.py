@@ -1,9 +1,9 @@
 """Short recognizer trainings that compare one change at a time, recorded in bench/results/captcha_probes.json.
 
-    python bench/captcha_probe.py NAME [--run RUN_DIR] -- TRAIN_OPTIONS...
-    python bench/captcha_probe.py color -- --epochs 1 --augment color --val-limit 4000
+    python -m bench.captcha_probe NAME [--run RUN_DIR] -- TRAIN_OPTIONS...
+    python -m bench.captcha_probe color -- --epochs 1 --augment color --val-limit 4000
 
-Trains `imcaption train data/words_captcha --out RUN_DIR TRAIN_OPTIONS` (resuming a run that was interrupted,
+Trains `imcaption captcha train data/words_captcha --out RUN_DIR TRAIN_OPTIONS` (resuming a run that was interrupted,
 or only reading one that finished), then stores the options with the final validation exact match, CER,
 wall minutes and training images/s under NAME. Probes validate on the first N validation images (--val-limit),
 never on the test split. Wall times are only comparable between probes run on an otherwise idle machine.
@@ -32,7 +32,7 @@ def main() -> None:
     from imcaption.visualize import read_metrics
 
     run = Path(args.run or f"runs/probe_{args.name}")
-    command = ["train", args.data, "--out", str(run), "--quiet", *options]
+    command = ["captcha", "train", args.data, "--out", str(run), "--quiet", *options]
     if (run / "last.pt").is_file():
         command.append("--resume")
     if cli(command) != 0:

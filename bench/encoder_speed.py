@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from imcaption.captcha.task import masked_cross_entropy
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
+from imcaption.models.sat import masked_cross_entropy
 from imcaption.text.char_tokenizer import CharTokenizer
 
 CANDIDATES = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -21,7 +22,7 @@ RESULTS = Path(__file__).parent / "results"
 def train(data: Path, run: Path, decoder: str, encoder: str | None, epochs: int | None) -> None:
     from imcaption.cli import main as cli
 
-    args = ["train", str(data), "--out", str(run), "--decoder", decoder, "--quiet"]
+    args = ["caption", "train", str(data), "--out", str(run), "--decoder", decoder, "--quiet"]
     args += ["--encoder", encoder] if encoder else []
     args += ["--epochs", str(epochs)] if epochs else []
     if (run / "last.pt").is_file():
@@ -32,48 +33,45 @@ def train(data: Path, run: Path, decoder: str, encoder: str | None, epochs: int 
 
 def evaluate(data: Path, run: Path) -> dict:
     """Caption metrics (greedy and beam 3) on the held-out split, and grounding where there is attention."""
+    import torch
+
+    from imcaption.api import Captioner
     from imcaption.captioning.coco import read_coco_captions
     from imcaption.captioning.grounding import measure_grounding
     from imcaption.captioning.metrics import caption_scores
-    from imcaption.captioning.task import (
-        attention_grid,
-        caption_inputs,
-        captioner_inputs,
-        coco_split_files,
-        greedy_tokens,
-        load_captioner,
-    )
+    from imcaption.captioning.task import CAPTIONER_FORMAT, CaptionTrainConfig, coco_split_files
+    from imcaption.engine.checkpoint import load_checkpoint
     from imcaption.visualize import read_metrics
 
-    loaded = load_captioner(run / "best.pt")
+    captioner = Captioner.load(run / "best.pt")
+    config = CaptionTrainConfig.from_dict(load_checkpoint(run / "best.pt", CAPTIONER_FORMAT)["config"])
     images = read_coco_captions(coco_split_files(data)[1], data / "images")
-    inputs, _ = captioner_inputs(loaded, [image.path for image in images])
+    inputs = captioner.inputs(captioner.pixels([image.path for image in images]))
     references = {n: list(image.captions) for n, image in enumerate(images)}
-    max_length = loaded.config.max_length
-    ids, attention = greedy_tokens(loaded.model, inputs, max_length)
-    greedy = {n: loaded.tokenizer.decode(row) for n, row in enumerate(ids.tolist())}
-    beam, _ = caption_inputs(loaded.model, loaded.tokenizer, inputs, beam=3, max_length=max_length)
+    ids, attention = captioner.caption_inputs(inputs)
+    greedy = {n: captioner.tokenizer.decode(row) for n, row in enumerate(ids)}
+    beam_ids, _ = captioner.caption_inputs(inputs, beam=3)
     scores = caption_scores(references, greedy)
-    beam_scores = caption_scores(references, dict(enumerate(beam)))
+    beam_scores = caption_scores(references, {n: captioner.tokenizer.decode(row) for n, row in enumerate(beam_ids)})
     result = {
         **{name: round(value, 4) for name, value in scores.items()},
         "beam3": {name: round(value, 4) for name, value in beam_scores.items()},
         "train_minutes": round(read_metrics(run / "metrics.jsonl")[-1]["wall_minutes"], 2),
-        "encoder": loaded.config.encoder,
-        "epochs": loaded.config.epochs,
-        "parameters": sum(p.numel() for p in loaded.model.parameters() if p.requires_grad),
+        "encoder": captioner.spec.encoder,
+        "epochs": config.loop.epochs,
+        "parameters": sum(p.numel() for p in captioner.model.parameters() if p.requires_grad),
         "examples": [{"image": images[n].path.name, "caption": greedy[n]} for n in range(5)],
     }
     if attention is None:
-        return {**result, "grounding": None, "grounding_note": f"{loaded.config.decoder} has no attention"}
+        return {**result, "grounding": None, "grounding_note": f"{captioner.spec.decoder} has no attention"}
     objects = json.loads((data / "annotations" / "objects.json").read_text())
     report = measure_grounding(
-        ids,
+        torch.tensor(ids),
         attention,
-        loaded.tokenizer,
+        captioner.tokenizer,
         [objects[str(image.image_id)] for image in images],
-        attention_grid(loaded),
-        loaded.config.image_size,
+        captioner.grid,
+        captioner.spec.image_size,
     )
     return {
         **result,
@@ -89,11 +87,14 @@ def main() -> None:
     parser.add_argument("--decoders", nargs="+", default=["sat", "nic", "mrnn"], choices=["sat", "nic", "mrnn"])
     parser.add_argument("--encoder", choices=["cnn", "mobilenet"], default=None, help="default: the config's")
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
 
     from bench.captcha_data import cpu_model
+    from bench.captcha_full import git_commit
     from imcaption.captioning.scenes import generate_scenes
 
+    commit = git_commit()
     data = Path(args.data)
     if not (data / "annotations" / "objects.json").is_file():
         generate_scenes(data)
@@ -103,7 +104,12 @@ def main() -> None:
     for decoder in args.decoders:
         run = Path(f"runs/bench_scenes_{decoder}")
         train(data, run, decoder, args.encoder, args.epochs)
-        results[decoder] = evaluate(data, run)
+        results[decoder] = {
+            **evaluate(data, run),
+            "command": "python -m bench.scenes " + " ".join(sys.argv[1:]),
+            "git_commit": commit,
+            "cores_shared": args.shared,
+        }
         RESULTS.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(decoder, json.dumps({k: v for k, v in results[decoder].items() if k != "examples"}))

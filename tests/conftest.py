@@ -35,11 +35,10 @@ def easy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_sat(easy_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """best.pt of a sat recognizer trained on the easy set."""
-    from imcaption.captcha.task import TrainConfig, Trainer
+    from imcaption.captcha.task import CaptchaTask
+    from imcaption.engine.run import open_run
 
     run = tmp_path_factory.mktemp("run_sat")
-    config = TrainConfig(
-        model="sat", epochs=20, batch_size=32, lr=3e-3, warmup_steps=50, height=32, width=64, augment="none"
-    )
-    Trainer(easy_dataset, run, config, progress=False).run()
+    options = dict(model="sat", epochs=20, batch_size=32, lr=3e-3, warmup_steps=50, height=32, width=64, augment="none")
+    open_run(CaptchaTask, easy_dataset, run, options, progress=False).run()
     return run / "best.pt"

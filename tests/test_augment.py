@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from imcaption.captcha.augment import AugmentConfig, augment_batch, augment_config
-from imcaption.captcha.task import TrainConfig, Trainer
+from imcaption.captcha.task import CaptchaTask, CaptchaTrainConfig
 
 
 def images() -> torch.Tensor:
@@ -26,10 +26,10 @@ def test_full_mode_also_warps_geometry():
 
 
 def test_old_boolean_setting_still_loads_and_unknown_mode_is_refused(tmp_path):
-    assert TrainConfig.from_dict({"augment": True}).augment == "full"
-    assert TrainConfig.from_dict({"augment": False}).augment == "none"
+    assert CaptchaTrainConfig.from_dict({"augment": True}).augment == "full"
+    assert CaptchaTrainConfig.from_dict({"augment": False}).augment == "none"
     with pytest.raises(ValueError, match="unknown augmentation"):
-        Trainer(tmp_path, tmp_path / "run", TrainConfig(augment="sometimes"), progress=False)
+        CaptchaTask(tmp_path, CaptchaTrainConfig(augment="sometimes"), progress=False)
 
 
 def test_shift_mode_moves_each_image_by_whole_pixels_with_a_white_border():
@@ -61,5 +61,6 @@ def test_modes_name_their_augmentation():
 
 
 def test_old_checkpoints_keep_training_without_label_smoothing():
-    assert TrainConfig.from_dict({"augment": "color"}).label_smoothing == 0.0
-    assert TrainConfig().label_smoothing > 0
+    old = CaptchaTrainConfig.from_dict({"augment": "color", "epochs": 12, "lr": 0.01})  # imcaption 0.1's flat dict
+    assert old.label_smoothing == 0.0 and old.loop.epochs == 12 and old.loop.lr == 0.01
+    assert CaptchaTrainConfig().label_smoothing > 0

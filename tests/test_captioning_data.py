@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from imcaption.cli import main
 from imcaption.captioning.coco import CocoFormatError, read_coco_captions, split_images
 from imcaption.captioning.scenes import COLORS, SHAPES, render_scene
+from imcaption.cli import main
 from imcaption.text.word_tokenizer import END, PAD, START, UNK, WordTokenizer, normalize
 
 
@@ -115,7 +115,7 @@ def test_scene_captions_name_every_object_and_boxes_hold_them() -> None:
 
 
 def test_scenes_cli_writes_a_coco_dataset_the_reader_accepts(tmp_path: Path) -> None:
-    assert main(["scenes", "generate", str(tmp_path), "--count", "20", "--quiet"]) == 0
+    assert main(["caption", "scenes", str(tmp_path), "--count", "20", "--quiet"]) == 0
     train = read_coco_captions(tmp_path / "annotations" / "captions_train.json", tmp_path / "images")
     val = read_coco_captions(tmp_path / "annotations" / "captions_val.json", tmp_path / "images")
     assert len(train) == 18 and len(val) == 2

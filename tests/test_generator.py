@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imcaption.cli import main
+from imcaption.captcha.fonts import CAPTCHA_FACES
 from imcaption.captcha.generator import (
     TEMP_SUFFIX,
     CaptchaStyle,
@@ -14,8 +14,8 @@ from imcaption.captcha.generator import (
     generate_dataset,
     render_index,
 )
-from imcaption.captcha.fonts import CAPTCHA_FACES
 from imcaption.captcha.vocabulary import default_vocabulary
+from imcaption.cli import main
 
 LABEL_LINE = re.compile(r"^a[0-9]+ [a-z]{3,5}$")
 

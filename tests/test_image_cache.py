@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imcaption.cli import main
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.image_cache import build_cache, cache_paths, ensure_cache, open_cache
+from imcaption.cli import main
 from imcaption.images import ImageReadError, ImageSize, load_image, to_model_input
 
 SIZE = ImageSize(32, 64)

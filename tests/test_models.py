@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
+from imcaption.models.sat import masked_cross_entropy
 from imcaption.text.char_tokenizer import PAD, CharTokenizer
-from imcaption.captcha.task import masked_cross_entropy
 
 
 def _sat() -> torch.nn.Module:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # What the Python API accepts as one image: a file path, a PIL image, or an (H, W, 3) / (H, W) uint8 array.
 ImageLike = str | Path | Image.Image | np.ndarray
@@ -28,6 +28,11 @@ class ImageSize:
         return f"{self.height}x{self.width}"
 
 
+# Well above a 600x320 captcha and a 24 MP camera photo; far below what would exhaust memory when decoded.
+MAX_PIXELS = 40_000_000
+EXIF_ORIENTATION = 0x0112
+
+
 class ImageReadError(ValueError):
     """An image file that cannot be decoded; the message names it."""
 
@@ -41,15 +46,43 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Decode fully (so truncated files fail here, not later) and convert to RGB."""
+def eight_bit(image: Image.Image) -> Image.Image:
+    """16- and 32-bit integer or float images scaled to 8 bits (Pillow's own conversion would clip them)."""
+    if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+    return Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8), mode="L")
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The first frame, turned as its EXIF orientation says (a phone photo stored sideways), in 8 bits, RGB."""
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    return to_rgb(eight_bit(image))
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode one image file as upright RGB, or raise ImageReadError naming the file and the reason.
+
+    The pixel count is checked from the header before anything is decoded, so a small file that claims to be
+    huge costs nothing. Decoding is complete, so a truncated file fails here, not later."""
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageReadError(
+                    f"image {path} is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
+                    f"{max_pixels / 1e6:g} MP"
+                )
             image.load()
-            return to_rgb(image)
+            return upright(image)
     except FileNotFoundError:
         raise ImageReadError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except IsADirectoryError:
+        raise ImageReadError(f"{path} is a directory, not an image") from None
+    # DecompressionBombError is not an OSError; ValueError, EOFError and SyntaxError come from damaged files.
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageReadError(f"cannot read image {path}: {err}") from None
 
 
@@ -67,7 +100,10 @@ def as_image(item: ImageLike) -> Image.Image:
     if isinstance(item, (str, Path)):
         return load_image(item)
     if isinstance(item, Image.Image):
-        return to_rgb(item)
+        width, height = item.size
+        if width * height > MAX_PIXELS:
+            raise ImageReadError(f"image of {width}x{height} is over the limit of {MAX_PIXELS / 1e6:g} MP")
+        return upright(item)
     if isinstance(item, np.ndarray):
         if item.dtype != np.uint8 or item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (3, 4)):
             raise ValueError(f"an image array must be uint8 (H, W), (H, W, 3) or (H, W, 4); got {item.dtype} "

@@ -14,7 +14,7 @@ from imcaption.captcha.labels import LabelRow, read_labels, write_labels
 from imcaption.captcha.metrics import exact_match, recognition_report
 from imcaption.captcha.reading import read_cached
 from imcaption.captcha.recognizer import Recognizer
-from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask, CaptchaTrainConfig
+from imcaption.captcha.task import CaptchaTask
 from imcaption.captcha.vocabulary import default_vocabulary
 from imcaption.engine.run import open_run
 
@@ -25,21 +25,6 @@ class AssignmentResult:
     test_exact_match: float | None
     answers: Path
     checkpoint: Path
-
-
-def train_recognizer(
-    data_dir: str | Path,
-    run_dir: str | Path,
-    options: dict[str, Any] | None = None,
-    resume: bool = False,
-    progress: bool = True,
-):  # noqa: ANN201 (a Trainer; imported lazily by callers that only read)
-    """A Trainer for a captcha run: new with `options` over the defaults, or resumed from RUN_DIR/last.pt."""
-
-    def make_task(config: CaptchaTrainConfig, saved: dict | None) -> CaptchaTask:
-        return CaptchaTask(data_dir, config, progress=progress)
-
-    return open_run(run_dir, CaptchaTrainConfig, make_task, RECOGNIZER_FORMAT, options, resume, progress)
 
 
 def run_assignment(
@@ -60,7 +45,7 @@ def run_assignment(
     print("[2/5] image cache")
     ensure_cache(dataset, progress=progress)
     print(f"[3/5] training in {run_dir}")
-    trainer = train_recognizer(data_dir, run_dir, options, resume=True, progress=progress)
+    trainer = open_run(CaptchaTask, data_dir, run_dir, options, resume=True, progress=progress)
     if trainer.state.step >= trainer.stop_step and trainer.state.validated_step >= trainer.stop_step:
         print(f"      already trained ({trainer.state.step:,} steps)")
     else:

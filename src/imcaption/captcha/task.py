@@ -14,7 +14,7 @@ from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.image_cache import ensure_cache
 from imcaption.captcha.metrics import character_error_rate, exact_match
 from imcaption.engine.config import LoopConfig, config_from_dict, option
-from imcaption.engine.loop import resolve_device
+from imcaption.engine.loop import TaskKind, resolve_device
 from imcaption.images import ImageSize, as_batch
 from imcaption.models import RECOGNIZERS, EncoderConfig, RecognizerConfig, build_recognizer
 from imcaption.text.char_tokenizer import CharTokenizer
@@ -60,10 +60,12 @@ class CaptchaTrainConfig:
 class CaptchaTask:
     """The captcha side of the training loop (imcaption.engine.loop.Task)."""
 
-    checkpoint_kind = RECOGNIZER_FORMAT
-    selection_metric = "val_exact_match"
+    kind = TaskKind(CaptchaTrainConfig, RECOGNIZER_FORMAT, selection_metric="val_exact_match")
 
-    def __init__(self, data_dir: str | Path, config: CaptchaTrainConfig, progress: bool = True) -> None:
+    def __init__(
+        self, data_dir: str | Path, config: CaptchaTrainConfig, saved: dict | None = None, progress: bool = True
+    ) -> None:
+        """`saved`: the checkpoint a run resumes from (nothing in it is needed here: the charset is fixed)."""
         # Resolved first, so an unknown mode or device fails before any data is opened.
         self.augmentation = None if config.augment == "none" else augment_config(config.augment)
         self.device = resolve_device(config.loop.device)

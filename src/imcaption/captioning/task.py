@@ -14,7 +14,7 @@ from imcaption.captioning.coco import CaptionedImage, read_coco_captions
 from imcaption.captioning.features import backbone_features, load_images
 from imcaption.captioning.metrics import caption_scores
 from imcaption.engine.config import LoopConfig, config_from_dict, option
-from imcaption.engine.loop import resolve_device
+from imcaption.engine.loop import TaskKind, resolve_device
 from imcaption.engine.search import SearchTokens, search
 from imcaption.images import as_batch
 from imcaption.models.caption_decoders import DECODERS, CaptionerConfig, CaptionModel
@@ -118,11 +118,12 @@ def search_captions(
 class CaptionTask:
     """The captioning side of the training loop (imcaption.engine.loop.Task)."""
 
-    checkpoint_kind = CAPTIONER_FORMAT
-    selection_metric = "bleu4"
+    kind = TaskKind(CaptionTrainConfig, CAPTIONER_FORMAT, selection_metric="bleu4")
 
-    def __init__(self, data_dir: str | Path, config: CaptionTrainConfig, tokenizer: WordTokenizer | None = None,
-                 progress: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, data_dir: str | Path, config: CaptionTrainConfig, saved: dict | None = None, progress: bool = True
+    ) -> None:
+        """`saved`: the checkpoint a run resumes from; its vocabulary is reused."""
         self.device = resolve_device(config.loop.device)
         self.config, self.spec, self.progress = config, config.spec(), progress
         self.batch_size = config.loop.batch_size
@@ -132,7 +133,9 @@ class CaptionTask:
         self.val_images = read_coco_captions(val_file, self.data_dir / "images")
         # A resumed run reuses its saved vocabulary: refitting could renumber the words under trained weights.
         captions = (c for image in self.train_images for c in image.captions)
-        self.tokenizer = tokenizer or WordTokenizer.fit(captions, config.top_k)
+        self.tokenizer = (
+            WordTokenizer.from_dict(saved["tokenizer"]) if saved else WordTokenizer.fit(captions, config.top_k)
+        )
         self.train_inputs = self._inputs(self.train_images)
         self.val_inputs = self._inputs(self.val_images)
         self.pairs = [(row, caption) for row, image in enumerate(self.train_images) for caption in image.captions]

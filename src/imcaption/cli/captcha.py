@@ -6,8 +6,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from imcaption.cli.options import add_config_options, add_device, add_quiet, given_options, numbered
+from imcaption.cli.common import (
+    add_config_options,
+    add_device,
+    add_export_command,
+    add_quiet,
+    add_train_command,
+    attention_beam,
+    given_options,
+    numbered,
+    train_command,
+)
+
+if TYPE_CHECKING:
+    from imcaption.engine.loop import Trainer
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -35,26 +49,16 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from imcaption.captcha.pipeline import train_recognizer
-    from imcaption.captcha.task import CaptchaTrainConfig
-    from imcaption.engine.interrupt import Interrupted
+    from imcaption.captcha.task import CaptchaTask
 
-    options = given_options(args, CaptchaTrainConfig())
-    trainer = train_recognizer(args.data_dir, args.out, options, resume=args.resume, progress=not args.quiet)
-    task = trainer.task
-    if trainer.state.step:
-        print(f"resuming {args.out}/last.pt at step {trainer.state.step:,} of {trainer.stop_step:,}")
-    print(
-        f"training {task.config.model} on {len(task.train_ids):,} images, validating on {len(task.val_ids):,}; "
-        f"{trainer.total_steps:,} steps of {task.batch_size} on {task.device}"
-    )
-    try:
-        state = trainer.run()
-    except Interrupted as stop:
-        print(f"\n{stop} at step {trainer.state.step:,}; saved {args.out}/last.pt. Continue with --resume.")
-        return stop.exit_code
-    print(f"done: best validation exact match {state.best_metric:.4f}; checkpoints in {args.out}")
-    return 0
+    def describe(trainer: Trainer) -> str:
+        task = trainer.task
+        return (
+            f"training {task.config.model} on {len(task.train_ids):,} images, validating on {len(task.val_ids):,};"
+            f" {trainer.total_steps:,} steps of {task.batch_size} on {task.device}"
+        )
+
+    return train_command(args, CaptchaTask, describe, "exact match")
 
 
 def _lexicon(recognizer, path: str | None):  # noqa: ANN001, ANN202
@@ -128,12 +132,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     from imcaption.api import Recognizer
 
     recognizer = Recognizer.load(args.checkpoint, args.device)
-    beam = args.beam
-    if args.attention and beam > 1:
-        print("note: --attention draws the greedy reading; --beam is ignored", file=sys.stderr)
-        beam = 1
-    if args.attention and recognizer.config.kind != "sat":
-        raise ValueError(f"{recognizer.config.kind} has no attention to draw; --attention needs a sat model")
+    beam = attention_beam(args, recognizer.config.kind == "sat", recognizer.config.kind)
     readings = recognizer.read(args.images, beam, _lexicon(recognizer, args.lexicon), attention=bool(args.attention))
     for path, reading in zip(args.images, readings, strict=True):
         print(f"{path} {reading.word or '-'} {reading.confidence:.4f}")
@@ -145,15 +144,6 @@ def cmd_read(args: argparse.Namespace) -> int:
             pixels = recognizer.inputs([path])[0]
             plot_attention(pixels, reading.word, reading.attention, target, title=f"{Path(path).name}: {reading.word}")
             print(f"attention: {target}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from imcaption.captcha.recognizer import export_recognizer
-
-    out = export_recognizer(args.checkpoint, args.out)
-    before, after = Path(args.checkpoint).stat().st_size, out.stat().st_size
-    print(f"wrote {out}: weights-only model, {after:,} bytes ({after / before:.0%} of the checkpoint)")
     return 0
 
 
@@ -213,12 +203,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_quiet(cache)
     cache.set_defaults(func=cmd_cache)
 
-    train = sub.add_parser("train", help="train a recognizer", description="Train a captcha recognizer.")
-    train.add_argument("data_dir", metavar="DATA_DIR")
-    train.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoints, metrics.jsonl, curves.png")
-    train.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt with its saved settings")
-    add_quiet(train)
-    add_config_options(train, defaults, "training options")
+    train = add_train_command(sub, defaults, "train a captcha recognizer", "a words_captcha folder")
     train.set_defaults(func=cmd_train)
 
     evaluate = _split_reader(sub, "evaluate", "accuracy, CER and confusions on a labeled split", "val")
@@ -242,10 +227,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _reading_options(read)
     read.set_defaults(func=cmd_read)
 
-    export = sub.add_parser("export", help="write a weights-only model file (safetensors, no optimizer, no pickle)")
-    export.add_argument("checkpoint", metavar="CHECKPOINT")
-    export.add_argument("--out", required=True, metavar="MODEL", help="e.g. model.safetensors")
-    export.set_defaults(func=cmd_export)
+    add_export_command(sub, "imcaption.captcha.recognizer:export_recognizer")
 
     run = sub.add_parser(
         "assignment", help="the whole job: generate if missing, cache, train, validate, predict test, score"

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from imcaption.cli.options import add_config_options, add_device, add_quiet, given_options, numbered
+from imcaption.cli.common import (
+    add_device,
+    add_export_command,
+    add_quiet,
+    add_train_command,
+    attention_beam,
+    numbered,
+    train_command,
+)
+
+if TYPE_CHECKING:
+    from imcaption.engine.loop import Trainer
 
 
 def cmd_scenes(args: argparse.Namespace) -> int:
@@ -22,31 +33,16 @@ def cmd_scenes(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from imcaption.captioning.task import CAPTIONER_FORMAT, CaptionTask, CaptionTrainConfig
-    from imcaption.engine.interrupt import Interrupted
-    from imcaption.engine.run import open_run
-    from imcaption.text.word_tokenizer import WordTokenizer
+    from imcaption.captioning.task import CaptionTask
 
-    def make_task(config: CaptionTrainConfig, saved: dict | None) -> CaptionTask:
-        tokenizer = WordTokenizer.from_dict(saved["tokenizer"]) if saved else None
-        return CaptionTask(args.data_dir, config, tokenizer, progress=not args.quiet)
+    def describe(trainer: Trainer) -> str:
+        task, spec = trainer.task, trainer.task.spec
+        return (
+            f"training a {spec.decoder} captioner ({spec.encoder} encoder, {spec.image_size} px) on "
+            f"{len(task.train_images):,} images, {len(task.pairs):,} captions; vocabulary {task.tokenizer.vocab_size:,}"
+        )
 
-    options = given_options(args, CaptionTrainConfig())
-    trainer = open_run(args.out, CaptionTrainConfig, make_task, CAPTIONER_FORMAT, options, args.resume, not args.quiet)
-    task = trainer.task
-    if trainer.state.step:
-        print(f"resuming {args.out}/last.pt at step {trainer.state.step:,} of {trainer.stop_step:,}")
-    print(
-        f"training a {task.spec.decoder} captioner ({task.spec.encoder} encoder, {task.spec.image_size} px) on "
-        f"{len(task.train_images):,} images, {len(task.pairs):,} captions; vocabulary {task.tokenizer.vocab_size:,}"
-    )
-    try:
-        state = trainer.run()
-    except Interrupted as stop:
-        print(f"\n{stop} at step {trainer.state.step:,}; saved {args.out}/last.pt. Continue with --resume.")
-        return stop.exit_code
-    print(f"done: best validation BLEU-4 {state.best_metric:.4f}; checkpoints in {args.out}")
-    return 0
+    return train_command(args, CaptionTask, describe, "BLEU-4")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -73,12 +69,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     from imcaption.visualize import plot_caption_attention
 
     captioner = Captioner.load(args.checkpoint, args.device)
-    beam = args.beam
-    if args.attention and beam > 1:
-        print("note: --attention draws the greedy caption; --beam is ignored", file=sys.stderr)
-        beam = 1
-    if args.attention and captioner.spec.decoder != "sat":
-        raise ValueError(f"a {captioner.spec.decoder} captioner has no attention; --attention needs sat")
+    beam = attention_beam(args, captioner.spec.decoder == "sat", captioner.spec.decoder)
     captions = captioner.caption(args.images, beam, attention=bool(args.attention))
     for path, caption in zip(args.images, captions, strict=True):
         print(f"{path}\t{caption.text}")
@@ -87,15 +78,6 @@ def cmd_caption(args: argparse.Namespace) -> int:
             target = numbered(args.attention, n, len(captions))
             plot_caption_attention(captioner.pixels([path])[0], caption.text.split(), caption.attention, target)
             print(f"attention: {target}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from imcaption.captioning.captioner import export_captioner
-
-    out = export_captioner(args.checkpoint, args.out)
-    before, after = Path(args.checkpoint).stat().st_size, out.stat().st_size
-    print(f"wrote {out}: weights-only model, {after:,} bytes ({after / before:.0%} of the checkpoint)")
     return 0
 
 
@@ -113,12 +95,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_quiet(scenes)
     scenes.set_defaults(func=cmd_scenes)
 
-    train = sub.add_parser("train", help="train a captioner on COCO-format data", description="Train a captioner.")
-    train.add_argument("data_dir", metavar="DATA_DIR", help="with annotations/captions_{train,val}.json and images/")
-    train.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoints, metrics.jsonl, curves.png")
-    train.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt with its saved settings")
-    add_quiet(train)
-    add_config_options(train, CaptionTrainConfig(), "training options")
+    data_help = "a COCO-format folder: annotations/captions_{train,val}.json and images/"
+    train = add_train_command(sub, CaptionTrainConfig(), "train a captioner on COCO-format data", data_help)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr on captions_val.json")
@@ -137,7 +115,4 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_device(run)
     run.set_defaults(func=cmd_caption)
 
-    export = sub.add_parser("export", help="write a weights-only model file (safetensors, no optimizer, no pickle)")
-    export.add_argument("checkpoint", metavar="CHECKPOINT")
-    export.add_argument("--out", required=True, metavar="MODEL", help="e.g. model.safetensors")
-    export.set_defaults(func=cmd_export)
+    add_export_command(sub, "imcaption.captioning.captioner:export_captioner")

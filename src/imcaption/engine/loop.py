@@ -30,13 +30,21 @@ from imcaption.engine.schedule import warmup_cosine
 from imcaption.visualize import plot_training_curves
 
 
+@dataclass(frozen=True)
+class TaskKind:
+    """What the engine needs to know of a task class before it has one."""
+
+    config_type: type  # the task's config dataclass (a `loop: LoopConfig` inside)
+    checkpoint_format: str  # the `format` written into its checkpoints
+    selection_metric: str  # the validation metric that picks best.pt; higher is better
+
+
 class Task(Protocol):
     """What a task gives the loop. `batch(step)` must depend only on the step and the task's own random
     state (saved through `rng_state`), so that a resumed run sees the same batches."""
 
+    kind: TaskKind
     model: nn.Module
-    checkpoint_kind: str  # the `format` of its checkpoints
-    selection_metric: str  # validation metric that picks best.pt; higher is better
     steps_per_epoch: int
     batch_size: int
 
@@ -156,14 +164,16 @@ class Trainer:
             **window.summary(),
             **metrics,
         }
-        score = metrics[self.task.selection_metric]
+        score = metrics[self.task.kind.selection_metric]
         is_best = score > self.state.best_metric
         if is_best:
             self.state.best_metric = score
         self._save_all(record, is_best)
         with (self.run_dir / "metrics.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-        plot_training_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png", self.task.selection_metric)
+        plot_training_curves(
+            self.run_dir / "metrics.jsonl", self.run_dir / "curves.png", self.task.kind.selection_metric
+        )
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         bar.write(f"step {self.state.step}: {shown}, {record['wall_minutes']:.1f} min")
 
@@ -182,11 +192,11 @@ class Trainer:
         }
 
     def _save_last(self) -> None:
-        save_checkpoint(self.run_dir / "last.pt", self.checkpoint_state(), self.task.checkpoint_kind)
+        save_checkpoint(self.run_dir / "last.pt", self.checkpoint_state(), self.task.kind.checkpoint_format)
 
     def _save_all(self, record: dict[str, Any], is_best: bool) -> None:
         state = self.checkpoint_state(record)
-        kind = self.task.checkpoint_kind
+        kind = self.task.kind.checkpoint_format
         save_checkpoint(self.run_dir / f"step-{self.state.step:07d}.pt", state, kind)
         save_checkpoint(self.run_dir / "last.pt", state, kind)
         if is_best:
@@ -196,7 +206,7 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         """Continue from a checkpoint of this run; the caller has built the task from its saved config."""
-        state = load_checkpoint(path, self.task.checkpoint_kind)
+        state = load_checkpoint(path, self.task.kind.checkpoint_format)
         self.resume_from(state)
 
     def resume_from(self, state: dict[str, Any]) -> None:

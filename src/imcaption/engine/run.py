@@ -2,50 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from imcaption.engine.checkpoint import CheckpointError, load_checkpoint
-from imcaption.engine.config import LoopConfig, resume_config, with_options
-from imcaption.engine.loop import Task, Trainer
+from imcaption.engine.config import resume_config, with_options
+from imcaption.engine.loop import Task, TaskKind, Trainer
 
 
-class TaskConfig(Protocol):
-    loop: LoopConfig
+class TaskType(Protocol):
+    """A task class as the loop's runs see it: its config class, its checkpoint format, and how to build it."""
 
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> Any: ...
+    kind: TaskKind
 
-
-C = TypeVar("C", bound=TaskConfig)
+    def __call__(self, data_dir: str | Path, config: Any, saved: dict[str, Any] | None, progress: bool) -> Task:
+        """The task for `config`; `saved` is the checkpoint being resumed (its tokenizer is reused), or None."""
+        ...
 
 
 def open_run(
+    task_type: TaskType,
+    data_dir: str | Path,
     run_dir: str | Path,
-    config_cls: type[C],
-    make_task: Callable[[C, dict[str, Any] | None], Task],
-    kind: str,
     options: dict[str, Any] | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> Trainer:
-    """A Trainer for `run_dir`. New run: the config's defaults with `options` applied. With `resume` and a
-    last.pt there: the saved config (options may only change what a resumed run may change), a task built
-    from it and the saved state (tokenizer included, not refit), every weight and random state restored.
-    `make_task(config, saved_state or None)` builds the task."""
+    """A Trainer for `run_dir`. New run: the task config's defaults with `options` applied. With `resume` and a
+    last.pt there: the saved config (options may only change what a resumed run may change), the task built
+    from it and the saved state (tokenizer included, not refit), every weight and random state restored."""
     options = options or {}
     last = Path(run_dir) / "last.pt"
     if last.is_file() and not resume:
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if not (resume and last.is_file()):
-        config = with_options(config_cls(), options)
-        return Trainer(make_task(config, None), config.loop, run_dir, progress)
-    saved = load_checkpoint(last, kind)
+        config = with_options(task_type.kind.config_type(), options)
+        return Trainer(task_type(data_dir, config, None, progress), config.loop, run_dir, progress)
+    saved = load_checkpoint(last, task_type.kind.checkpoint_format)
     if "config" not in saved:
-        raise CheckpointError(f"{last} was saved by imcaption 0.1, which kept no resumable run state; "
-                              "start a new run in another --out folder")  # fmt: skip
-    config = resume_config(config_cls.from_dict(saved["config"]), options)
-    trainer = Trainer(make_task(config, saved), config.loop, run_dir, progress)
+        raise CheckpointError(
+            f"{last} was saved by imcaption 0.1, which kept no resumable run state; "
+            "start a new run in another --out folder"
+        )
+    config = resume_config(task_type.kind.config_type.from_dict(saved["config"]), options)
+    trainer = Trainer(task_type(data_dir, config, saved, progress), config.loop, run_dir, progress)
     trainer.resume_from(saved)
     return trainer

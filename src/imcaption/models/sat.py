@@ -14,6 +14,11 @@ from imcaption.text.char_tokenizer import END, PAD, START
 TOKENS = SearchTokens(START, END, PAD)
 
 
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over real tokens (letters and <end>); <pad> positions count for nothing."""
+    return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, label_smoothing=label_smoothing)
+
+
 class SATRecognizer(nn.Module):
     def __init__(
         self, encoder: ConvEncoder, vocab_size: int, hidden: int, embed: int, attention: int, max_length: int
@@ -61,7 +66,7 @@ class SATRecognizer(nn.Module):
         """Cross-entropy over real tokens (letters and <end>; <pad> counts for nothing) under teacher forcing,
         and which images (B,) were read exactly."""
         logits = self(images, targets)
-        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, label_smoothing=label_smoothing)
+        loss = masked_cross_entropy(logits, targets, label_smoothing)
         exact = ((logits.argmax(-1) == targets) | (targets == PAD)).all(dim=1)
         return loss, exact
 

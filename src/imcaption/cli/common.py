@@ -1,0 +1,118 @@
+"""What the task commands share: options made from config dataclasses (each default and help text lives in the
+config only), the train and export commands' common parts."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imcaption.engine.config import config_fields, flat_values
+
+if TYPE_CHECKING:
+    from imcaption.engine.loop import Trainer
+
+
+def add_config_options(parser: argparse.ArgumentParser, config: Any, title: str) -> None:
+    """One --option per config field (nested loop fields included), shown with the config's default. Options
+    not given stay out of the parsed namespace, so `given_options` can tell them from defaults."""
+    group = parser.add_argument_group(title)
+    defaults = flat_values(config)
+    for name, f in config_fields(config).items():
+        default = defaults[name]
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=type(default),
+            choices=f.metadata.get("choices"),
+            default=argparse.SUPPRESS,
+            metavar=None if f.metadata.get("choices") else name.split("_")[-1].upper(),
+            help=f"{f.metadata.get('help', '')} (default: {default})",
+        )
+
+
+def given_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
+    """The config options present on the command line, by field name."""
+    return {name: getattr(args, name) for name in config_fields(config) if hasattr(args, name)}
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+
+
+def numbered(path: str, index: int, count: int) -> str:
+    """OUT.png for one image; OUT_0.png, OUT_1.png ... for several."""
+    if count == 1:
+        return path
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}_{index}.{suffix}" if dot else f"{path}_{index}"
+
+
+def add_train_command(sub: argparse._SubParsersAction, config: Any, help_text: str,
+                      data_help: str) -> argparse.ArgumentParser:  # fmt: skip
+    train = sub.add_parser("train", help=help_text, description=help_text)
+    train.add_argument("data_dir", metavar="DATA_DIR", help=data_help)
+    train.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoints, metrics.jsonl, curves.png")
+    train.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt with its saved settings")
+    add_quiet(train)
+    add_config_options(train, config, "training options")
+    return train
+
+
+def train_command(args: argparse.Namespace, task_type: Any, describe: Callable[[Any], str], metric: str) -> int:
+    """`captcha train` and `caption train`: start or resume the run, say what it trains, train to the end."""
+    from imcaption.engine.run import open_run
+
+    options = given_options(args, task_type.kind.config_type())
+    trainer = open_run(task_type, args.data_dir, args.out, options, resume=args.resume, progress=not args.quiet)
+    print(describe(trainer))
+    return train_to_the_end(trainer, args.out, metric)
+
+
+def train_to_the_end(trainer: Trainer, run_dir: str, metric: str) -> int:
+    """Run a prepared Trainer; on SIGINT/SIGTERM say where it stopped and exit with 130/143."""
+    from imcaption.engine.interrupt import Interrupted
+
+    if trainer.state.step:
+        print(f"resuming {run_dir}/last.pt at step {trainer.state.step:,} of {trainer.stop_step:,}")
+    try:
+        state = trainer.run()
+    except Interrupted as stop:
+        print(f"\n{stop} at step {trainer.state.step:,}; saved {run_dir}/last.pt. Continue with --resume.")
+        return stop.exit_code
+    print(f"done: best validation {metric} {state.best_metric:.4f}; checkpoints in {run_dir}")
+    return 0
+
+
+def add_export_command(sub: argparse._SubParsersAction, exporter: str) -> None:
+    """`export CHECKPOINT --out MODEL`; `exporter` names the "module:function" that writes it (imported when run,
+    so that `--help` does not load torch)."""
+    export = sub.add_parser("export", help="write a weights-only model file (safetensors, no optimizer, no pickle)")
+    export.add_argument("checkpoint", metavar="CHECKPOINT")
+    export.add_argument("--out", required=True, metavar="MODEL", help="e.g. model.safetensors")
+    export.set_defaults(func=lambda args: _export(args, exporter))
+
+
+def _export(args: argparse.Namespace, exporter: str) -> int:
+    module, name = exporter.split(":")
+    out: Path = getattr(importlib.import_module(module), name)(args.checkpoint, args.out)
+    before, after = Path(args.checkpoint).stat().st_size, out.stat().st_size
+    print(f"wrote {out}: weights-only model, {after:,} bytes ({after / before:.0%} of the checkpoint)")
+    return 0
+
+
+def attention_beam(args: argparse.Namespace, has_attention: bool, model_name: str) -> int:
+    """The beam width to decode with: attention plots come from greedy search, and need an attention model."""
+    if args.attention and not has_attention:
+        raise ValueError(f"a {model_name} model has no attention to draw; --attention needs sat")
+    if args.attention and args.beam > 1:
+        print("note: --attention draws the greedy result; --beam is ignored", file=sys.stderr)
+        return 1
+    return args.beam

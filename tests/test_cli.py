@@ -1,0 +1,59 @@
+"""Commands per task: each accepts only its own options, defaults come from the config dataclasses, and the
+spellings of imcaption 0.1 point at their replacements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imcaption.captcha.task import CaptchaTrainConfig
+from imcaption.captioning.task import CaptionTrainConfig
+from imcaption.cli import main
+
+
+@pytest.mark.parametrize(
+    ("command", "foreign"),
+    [
+        (["captcha", "train", "DATA", "--out", "RUN"], ["--decoder", "sat"]),
+        (["captcha", "train", "DATA", "--out", "RUN"], ["--attention-penalty", "1"]),
+        (["caption", "train", "DATA", "--out", "RUN"], ["--augment", "shift"]),
+        (["caption", "train", "DATA", "--out", "RUN"], ["--label-smoothing", "0.1"]),
+        (["caption", "caption", "MODEL", "x.png"], ["--lexicon", "words.txt"]),
+    ],
+)
+def test_options_of_the_other_task_are_refused(
+    command: list[str], foreign: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, *foreign])
+    assert exited.value.code == 2
+    assert f"unrecognized arguments: {' '.join(foreign)}" in capsys.readouterr().err
+
+
+def test_help_shows_each_tasks_own_defaults(capsys: pytest.CaptureFixture) -> None:
+    for task, config in (("captcha", CaptchaTrainConfig()), ("caption", CaptionTrainConfig())):
+        with pytest.raises(SystemExit):
+            main([task, "train", "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert f"passes over the training set (default: {config.loop.epochs})" in text
+        assert f"peak learning rate (AdamW) (default: {config.loop.lr})" in text
+    assert CaptchaTrainConfig().loop.epochs != CaptionTrainConfig().loop.epochs
+
+
+@pytest.mark.parametrize(("old", "new"), [("train", "imcaption captcha train"), ("scenes", "imcaption caption scenes")])
+def test_old_spellings_point_to_the_new_commands(old: str, new: str, capsys: pytest.CaptureFixture) -> None:
+    assert main([old, "x"]) == 2
+    assert f"`imcaption {old}` is now `{new}" in capsys.readouterr().err
+
+
+def test_resume_with_a_schedule_changing_flag_is_refused(
+    easy_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    base = ["captcha", "train", str(easy_dataset), "--out", str(tmp_path), "--height", "32", "--width", "64",
+            "--max-steps", "1", "--val-limit", "8", "--quiet"]  # fmt: skip
+    assert main(base) == 0
+    assert main([*base, "--resume", "--epochs", "3"]) == 2
+    assert "cannot change --epochs 3 (the run has 10)" in capsys.readouterr().err
+    assert main([*base, "--resume", "--max-steps", "2"]) == 0  # where to stop is not the schedule
+    assert "resuming" in capsys.readouterr().out

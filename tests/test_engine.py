@@ -1,0 +1,174 @@
+"""The training engine, tested once for both tasks (with the captcha task as the real workload): exact resume
+after a signal at any step or during validation, refused option changes on resume, the SIGTERM exit code,
+checkpoint rotation, the schedule, safe loading and progress output for logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask
+from imcaption.engine.checkpoint import CheckpointError, load_checkpoint
+from imcaption.engine.interrupt import Interrupted
+from imcaption.engine.loop import Trainer
+from imcaption.engine.progress import progress_bar
+from imcaption.engine.run import open_run
+from imcaption.engine.schedule import warmup_cosine
+
+# 256 training images in batches of 32: 8 steps an epoch, 16 in all; validation every 4 steps on 32 images.
+OPTIONS = dict(epochs=2, batch_size=32, height=32, width=64, train_limit=256, val_limit=32, eval_every=4, keep=2)
+
+
+@pytest.fixture()
+def one_thread():  # noqa: ANN201
+    """Exact equality of weights needs the same reduction order: one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "last.pt", RECOGNIZER_FORMAT)["model"]
+
+
+def _validated_steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _interrupt_when(trainer: Trainer, method: str, step: int) -> None:
+    """Send this process a real SIGINT while the task runs `method` at `step` (the middle of that work)."""
+    original = getattr(trainer.task, method)
+
+    def wrapped(*args):  # noqa: ANN002, ANN202
+        if trainer.state.step == step:
+            signal.raise_signal(signal.SIGINT)
+        return original(*args)
+
+    setattr(trainer.task, method, wrapped)
+
+
+@pytest.fixture(scope="module")
+def straight_run(easy_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("straight")
+    open_run(CaptchaTask, easy_dataset, run, OPTIONS, progress=False).run()
+    torch.set_num_threads(before)
+    return run
+
+
+@pytest.mark.parametrize("stop_step", [random.Random().randrange(0, 15), 3, 7])
+def test_interrupted_at_any_step_and_resumed_equals_an_uninterrupted_run(
+    stop_step: int, straight_run: Path, easy_dataset: Path, tmp_path: Path, one_thread: None
+) -> None:
+    trainer = open_run(CaptchaTask, easy_dataset, tmp_path, OPTIONS, progress=False)
+    _interrupt_when(trainer, "batch", stop_step)
+    with pytest.raises(Interrupted) as stopped:
+        trainer.run()
+    assert stopped.value.exit_code == 130
+    # The step under way when the signal came is finished, never half applied.
+    assert load_checkpoint(tmp_path / "last.pt", RECOGNIZER_FORMAT)["run_state"]["step"] == stop_step + 1
+
+    resumed = open_run(CaptchaTask, easy_dataset, tmp_path, {}, resume=True, progress=False)
+    assert resumed.state.step == stop_step + 1
+    resumed.run()
+    expected = _weights(straight_run)
+    for name, value in _weights(tmp_path).items():
+        assert torch.equal(value, expected[name]), f"{name} differs after a stop at step {stop_step}"
+    assert _validated_steps(tmp_path) == _validated_steps(straight_run) == [4, 8, 12, 16]
+    assert sorted(p.name for p in tmp_path.glob("step-*.pt")) == ["step-0000012.pt", "step-0000016.pt"]  # --keep 2
+
+
+def test_a_signal_during_validation_redoes_that_validation_on_resume(
+    straight_run: Path, easy_dataset: Path, tmp_path: Path, one_thread: None
+) -> None:
+    trainer = open_run(CaptchaTask, easy_dataset, tmp_path, OPTIONS, progress=False)
+    _interrupt_when(trainer, "validate", 8)
+    with pytest.raises(Interrupted):
+        trainer.run()
+    saved = load_checkpoint(tmp_path / "last.pt", RECOGNIZER_FORMAT)["run_state"]
+    assert (saved["step"], saved["validated_step"]) == (8, 4)
+    resumed = open_run(CaptchaTask, easy_dataset, tmp_path, {}, resume=True, progress=False)
+    resumed.run()
+    assert _validated_steps(tmp_path) == [4, 8, 12, 16]  # step 8 evaluated once, after the resume
+    best = load_checkpoint(tmp_path / "best.pt", RECOGNIZER_FORMAT)["model"]
+    straight_best = load_checkpoint(straight_run / "best.pt", RECOGNIZER_FORMAT)["model"]
+    assert all(torch.equal(best[name], straight_best[name]) for name in best)
+
+
+def test_resume_keeps_the_saved_configuration_and_refuses_changes(easy_dataset: Path, tmp_path: Path) -> None:
+    open_run(CaptchaTask, easy_dataset, tmp_path, {**OPTIONS, "max_steps": 2}, progress=False).run()
+    with pytest.raises(ValueError, match=r"--lr 0.1 \(the run has 0.003\).*--augment color"):
+        open_run(CaptchaTask, easy_dataset, tmp_path, {"lr": 0.1, "augment": "color"}, resume=True, progress=False)
+    # What moves no step of the schedule may change: where to stop, threads, checkpoints kept.
+    resumed = open_run(CaptchaTask, easy_dataset, tmp_path, {"max_steps": 4, "keep": 1}, resume=True, progress=False)
+    assert resumed.task.config.loop.lr == 0.003 and resumed.stop_step == 4 and resumed.loop.keep == 1
+    with pytest.raises(ValueError, match="already holds a run"):
+        open_run(CaptchaTask, easy_dataset, tmp_path, OPTIONS, progress=False)
+
+
+def test_sigterm_saves_and_exits_143(easy_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "imcaption", "captcha", "train", str(easy_dataset), "--out", str(run),
+               "--height", "32", "--width", "64", "--batch-size", "16", "--epochs", "50", "--eval-every", "5",
+               "--val-limit", "16", "--threads", "1"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").is_file() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 143, output
+    assert "SIGTERM" in output and "Continue with --resume" in output
+    assert load_checkpoint(run / "last.pt", RECOGNIZER_FORMAT)["run_state"]["step"] >= 5
+
+
+def test_schedule_warms_up_then_decays_to_the_floor() -> None:
+    assert warmup_cosine(0, 10, 100) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 100) == pytest.approx(1.0)
+    assert warmup_cosine(10, 10, 100) == pytest.approx(1.0)
+    assert warmup_cosine(55, 10, 100) == pytest.approx(0.51)  # half way through the decay
+    assert warmup_cosine(100, 10, 100) == pytest.approx(0.02)
+    assert warmup_cosine(500, 10, 100) == pytest.approx(0.02)
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_pickle_is_refused_without_running_its_payload(tmp_path: Path) -> None:
+    marker = tmp_path / "payload_ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": RECOGNIZER_FORMAT, "format_version": 2, "model": _Payload(marker)}, evil)
+    with pytest.raises(CheckpointError, match="safely"):
+        load_checkpoint(evil, RECOGNIZER_FORMAT)
+    from imcaption.api import Recognizer
+    from imcaption.cli import main
+
+    with pytest.raises(CheckpointError):
+        Recognizer.load(evil)
+    assert main(["captcha", "read", str(evil), str(tmp_path / "x.png")]) == 2
+    assert not marker.exists()
+
+
+def test_progress_in_a_log_writes_at_most_one_line_every_30_seconds(capsys: pytest.CaptureFixture) -> None:
+    with progress_bar(total=100_000, desc="work") as bar:  # captured stderr is not a terminal
+        assert bar.mininterval == 30
+        for _ in range(100_000):
+            bar.update(1)
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.strip()]
+    assert len(lines) <= 3  # the first draw, the last, and at most one in between

@@ -1,0 +1,87 @@
+"""The one decode path: every odd input gives an upright RGB image or one clean error naming the file."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imcaption.cli import main
+from imcaption.images import ImageReadError, load_image
+
+
+def _png_claiming(path: Path, width: int, height: int) -> None:
+    """A tiny PNG whose header says width x height: decoding it for real would need gigabytes."""
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    path.write_bytes(bytes(data))
+
+
+def _readable(folder: Path) -> dict[str, tuple[int, int]]:
+    """Files that must decode, and the (width, height) they must decode to."""
+    base = Image.new("RGB", (60, 32), (200, 30, 30))
+    base.save(folder / "rgb.png")
+    Image.fromarray((np.arange(60 * 32).reshape(32, 60) * 30).astype(np.uint16)).save(folder / "gray16.png")
+    base.convert("P").save(folder / "palette.png", transparency=0)
+    base.convert("CMYK").save(folder / "cmyk.jpg")
+    base.convert("LA").save(folder / "la.png")
+    base.convert("RGBA").save(folder / "rgba.png")
+    base.convert("L").save(folder / "gray.png")
+    frames = [base, Image.new("RGB", (60, 32), (0, 0, 255))]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees to show
+    base.save(folder / "sideways.jpg", exif=exif)
+    return {"rgb.png": (60, 32), "gray16.png": (60, 32), "palette.png": (60, 32), "cmyk.jpg": (60, 32),
+            "la.png": (60, 32), "rgba.png": (60, 32), "gray.png": (60, 32), "animated.gif": (60, 32),
+            "sideways.jpg": (32, 60)}  # fmt: skip
+
+
+def _unreadable(folder: Path) -> dict[str, str]:
+    """Files that must be refused, and a word the message must hold."""
+    (folder / "empty.png").write_bytes(b"")
+    Image.new("RGB", (200, 100), (1, 2, 3)).save(folder / "whole.png")
+    (folder / "truncated.png").write_bytes((folder / "whole.png").read_bytes()[:80])
+    (folder / "text.png").write_text("this is not an image\n")
+    (folder / "folder.png").mkdir()
+    _png_claiming(folder / "huge.png", 30000, 30000)
+    return {"empty.png": "cannot read", "truncated.png": "cannot read", "text.png": "cannot read",
+            "folder.png": "directory", "huge.png": "limit", "missing.png": "not found"}  # fmt: skip
+
+
+def test_odd_but_valid_images_decode_to_upright_rgb(tmp_path: Path) -> None:
+    for name, size in _readable(tmp_path).items():
+        image = load_image(tmp_path / name)
+        assert image.mode == "RGB" and image.size == size, name
+    gray16 = np.asarray(load_image(tmp_path / "gray16.png"))[..., 0]
+    assert gray16.max() > 100 and gray16.min() == 0  # scaled from 16 bits, not clipped to white
+    assert np.asarray(load_image(tmp_path / "rgba.png"))[0, 0].tolist() == [200, 30, 30]
+    assert np.asarray(load_image(tmp_path / "animated.gif"))[0, 0, 0] > 150  # the first (red) frame
+
+
+def test_broken_files_give_one_clean_error_naming_the_file(tmp_path: Path) -> None:
+    for name, reason in _unreadable(tmp_path).items():
+        with pytest.raises(ImageReadError, match=reason) as error:
+            load_image(tmp_path / name)
+        assert name in str(error.value)
+    with pytest.raises(ImageReadError, match="over the limit of 0.001 MP"):
+        load_image(tmp_path / "whole.png", max_pixels=1000)
+
+
+def test_the_cli_answers_every_file_without_a_traceback(
+    trained_sat: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    readable = _readable(tmp_path)
+    assert main(["captcha", "read", str(trained_sat), *(str(tmp_path / n) for n in readable)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(readable)
+    for name in _unreadable(tmp_path):
+        assert main(["captcha", "read", str(trained_sat), str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("imcaption: error: ") and name in err and "Traceback" not in err
