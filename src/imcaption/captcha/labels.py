@@ -5,13 +5,13 @@ Parsed with a plain split, never a CSV reader: `nan`, `null`, `true` and `none` 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from imcaption.captcha.vocabulary import CAPTCHA_WORD
+from imcaption.files import write_text_atomically
 
 IMAGE_ID = re.compile(r"^a(0|[1-9][0-9]*)$")
 
@@ -70,9 +70,5 @@ def read_labels(path: str | Path, check_words: bool = True) -> list[LabelRow]:
 
 def write_labels(path: str | Path, rows: Iterable[LabelRow]) -> None:
     """Write atomically, in id order."""
-    path = Path(path)
-    temp = path.with_name(path.name + ".partial")
     ordered = sorted(rows, key=lambda row: row.index)
-    with temp.open("w", encoding="utf-8", newline="\n") as handle:
-        handle.writelines(f"{row.image_id} {row.word}\n" for row in ordered)
-    os.replace(temp, path)
+    write_text_atomically(path, "".join(f"{row.image_id} {row.word}\n" for row in ordered))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE, CaptchaDataset
-from imcaption.captcha.generator import generate_dataset
+from imcaption.captcha.generator import generate_dataset, read_manifest
 from imcaption.captcha.image_cache import ensure_cache
 from imcaption.captcha.labels import LabelRow, read_labels, write_labels
 from imcaption.captcha.metrics import exact_match, recognition_report
@@ -17,6 +17,7 @@ from imcaption.captcha.recognizer import Recognizer
 from imcaption.captcha.task import CaptchaTask
 from imcaption.captcha.vocabulary import default_vocabulary
 from imcaption.engine.run import open_run
+from imcaption.files import write_text_atomically
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,12 @@ def run_assignment(
     progress: bool = True,
 ) -> AssignmentResult:
     data_dir, run_dir = Path(data_dir), Path(run_dir)
-    if not (data_dir / LABEL_FILE).is_file():
+    manifest = read_manifest(data_dir)
+    if (manifest is None and (data_dir / LABEL_FILE).is_file()) or (manifest or {}).get("complete"):
+        print(f"[1/5] using the dataset in {data_dir}")
+    else:  # nothing there yet, or a generation that was interrupted: draw what is missing
         print(f"[1/5] generating {count:,} captchas into {data_dir}")
         generate_dataset(data_dir, default_vocabulary(), count=count, seed=0, progress=progress)
-    else:
-        print(f"[1/5] using the dataset in {data_dir}")
     dataset = CaptchaDataset.open(data_dir)
     print("      " + dataset.describe())
     print("[2/5] image cache")
@@ -58,7 +60,7 @@ def run_assignment(
     val = dataset.split("val")
     decoded = read_cached(recognizer, cache, val.indices, progress=progress)
     report = recognition_report(list(val.indices), decoded.words, dataset.words(val))
-    (run_dir / "val_report.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
+    write_text_atomically(run_dir / "val_report.json", json.dumps(report.summary(), indent=2) + "\n")
     print(f"[4/5] validation: {report.count:,} images, exact match {report.exact_match:.4%}, CER {report.cer:.4%}")
     test = dataset.split("test")
     answers = run_dir / "answers.txt"

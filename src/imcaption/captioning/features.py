@@ -13,6 +13,7 @@ import torch
 
 from imcaption.captioning.coco import CaptionedImage
 from imcaption.engine.progress import progress_bar
+from imcaption.files import write_text_atomically
 from imcaption.images import ImageSize, as_batch, load_image, to_model_input
 
 FEATURE_CACHE_VERSION = 1
@@ -65,5 +66,7 @@ def backbone_features(
     out.flush()
     del out
     os.replace(temp, data_path)
-    index_path.write_text(json.dumps({"version": FEATURE_CACHE_VERSION, "count": len(images), "side": side}))
+    write_text_atomically(
+        index_path, json.dumps({"version": FEATURE_CACHE_VERSION, "count": len(images), "side": side})
+    )
     return np.memmap(data_path, dtype=np.float16, mode="r", shape=shape)

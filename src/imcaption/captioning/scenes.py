@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from imcaption.engine.progress import progress_bar
+from imcaption.files import write_text_atomically
 
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLORS = {
@@ -189,5 +190,6 @@ def generate_scenes(
             split["annotations"].append({"id": len(split["annotations"]), "image_id": index, "caption": caption})
         objects[str(index)] = [asdict(o) for o in scene.objects]
     for name, content in splits.items():
-        (out / "annotations" / f"captions_{name}.json").write_text(json.dumps(content))
-    (out / "annotations" / "objects.json").write_text(json.dumps(objects))
+        write_text_atomically(out / "annotations" / f"captions_{name}.json", json.dumps(content))
+    # Written last: the benchmark takes this file as the sign that the set is complete.
+    write_text_atomically(out / "annotations" / "objects.json", json.dumps(objects))

@@ -19,6 +19,7 @@ from imcaption.cli.common import (
     numbered,
     train_command,
 )
+from imcaption.files import write_text_atomically
 
 if TYPE_CHECKING:
     from imcaption.engine.loop import Trainer
@@ -96,10 +97,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{t or '∅'}->{r or '∅'} x{n}" for t, r, n in report.confusions)
         print(f"top confusions (true -> read): {shown}")
     misread_path = Path(args.misread or Path(args.checkpoint).with_name(f"misread_{args.split}.txt"))
-    misread_path.write_text("".join(f"a{i} {t} {p or '-'}\n" for i, t, p in report.misread))
+    write_text_atomically(misread_path, "".join(f"a{i} {t} {p or '-'}\n" for i, t, p in report.misread))
     print(f"misread ids (id true read): {misread_path} ({len(report.misread):,} lines)")
     if args.json:
-        Path(args.json).write_text(json.dumps(report.summary(), indent=2) + "\n")
+        write_text_atomically(args.json, json.dumps(report.summary(), indent=2) + "\n")
     return 0
 
 

@@ -16,6 +16,7 @@ from imcaption.cli.common import (
     numbered,
     train_command,
 )
+from imcaption.files import write_text_atomically
 
 if TYPE_CHECKING:
     from imcaption.engine.loop import Trainer
@@ -60,7 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{len(images):,} images of captions_val.json, beam {args.beam}: "
           + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps(scores, indent=2) + "\n")
+        write_text_atomically(args.json, json.dumps(scores, indent=2) + "\n")
     return 0
 
 

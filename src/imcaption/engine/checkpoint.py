@@ -9,9 +9,6 @@ Both carry `format` (which task made them) and `format_version`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from imcaption import __version__
+from imcaption.files import write_atomically
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1 (imcaption 0.1) differs only in how training state is laid out
@@ -27,21 +25,6 @@ READABLE_VERSIONS = (1, 2)  # version 1 (imcaption 0.1) differs only in how trai
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable, unsafe or made by an incompatible version."""
-
-
-def write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
-    """`write(temp)` then fsync and rename over `path`: a crash leaves the old file or the new one, never half."""
-    path = Path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    temp = Path(name)
-    try:
-        write(temp)
-        with temp.open("rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str) -> None:

