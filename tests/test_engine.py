@@ -172,3 +172,26 @@ def test_progress_in_a_log_writes_at_most_one_line_every_30_seconds(capsys: pyte
             bar.update(1)
     lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.strip()]
     assert len(lines) <= 3  # the first draw, the last, and at most one in between
+
+
+def test_a_killed_training_resumes_to_the_same_weights(
+    straight_run: Path, easy_dataset: Path, tmp_path: Path, one_thread: None
+) -> None:
+    options = [f"--{name.replace('_', '-')}={value}" for name, value in OPTIONS.items()]
+    command = [sys.executable, "-m", "imcaption", "captcha", "train", str(easy_dataset), "--out", str(tmp_path),
+               "--threads", "1", "--quiet", *options]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    log = tmp_path / "metrics.jsonl"
+    while (not log.is_file() or not log.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)  # no handler runs: whatever was on disk is all there is
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    # The same command again, as a user would run it (a run killed before its first checkpoint starts anew).
+    resumed = open_run(CaptchaTask, easy_dataset, tmp_path, OPTIONS, resume=True, progress=False)
+    assert resumed.state.step in (0, 4, 8)  # 0: killed before the first checkpoint was saved
+    resumed.run()
+    expected = _weights(straight_run)
+    assert all(torch.equal(value, expected[name]) for name, value in _weights(tmp_path).items())
+    assert _validated_steps(tmp_path) == [4, 8, 12, 16]

@@ -83,3 +83,33 @@ def test_index_is_written_after_the_data(dataset: CaptchaDataset) -> None:
     _, index_path = cache_paths(dataset.root, SIZE)
     assert index_path.stat().st_mtime_ns >= cache.data_path.stat().st_mtime_ns
     assert not [n for n in os.listdir(index_path.parent) if n.endswith(".partial")]
+
+
+def test_a_killed_cache_build_is_redone_to_the_same_bytes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from imcaption.captcha.generator import generate_dataset
+    from imcaption.captcha.vocabulary import default_vocabulary
+
+    root = tmp_path / "set"
+    generate_dataset(root, default_vocabulary(), count=700, seed=2, progress=False)
+    dataset = CaptchaDataset.open(root)
+    straight = build_cache(dataset, ImageSize(64, 128), workers=1, progress=False)
+    expected = straight.data_path.read_bytes()
+    shutil.rmtree(straight.data_path.parent)
+
+    command = [sys.executable, "-m", "imcaption", "captcha", "cache", str(root), "--workers", "1", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    data_path, index_path = cache_paths(root, ImageSize(64, 128))
+    deadline = time.monotonic() + 60
+    while not data_path.with_name(data_path.name + ".partial").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.1)  # some images into the build
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert open_cache(dataset, ImageSize(64, 128)) is None  # nothing half-built passes for a cache
+    assert main(["captcha", "cache", str(root), "--quiet"]) == 0
+    assert data_path.read_bytes() == expected and index_path.is_file()

@@ -27,6 +27,7 @@ from imcaption.engine.config import LoopConfig
 from imcaption.engine.interrupt import Interrupted, StopRequests
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.schedule import warmup_cosine
+from imcaption.files import write_text_atomically
 from imcaption.visualize import plot_training_curves
 
 
@@ -99,6 +100,7 @@ class Trainer:
     def run(self) -> RunState:
         """Train to `stop_step`, validating on the cadence. Raises `Interrupted` after saving on a signal."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._forget_records_after(self.state.validated_step)
         bar = progress_bar(enabled=self.progress, total=self.stop_step, initial=self.state.step, desc="train",
                            unit="step")  # fmt: skip
         window = Window()
@@ -168,9 +170,11 @@ class Trainer:
         is_best = score > self.state.best_metric
         if is_best:
             self.state.best_metric = score
-        self._save_all(record, is_best)
+        # The log line first, then the checkpoints: a kill between the two leaves a line after the last
+        # checkpoint, which the resumed run drops (resume_from) before it validates that step again.
         with (self.run_dir / "metrics.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+        self._save_all(record, is_best)
         plot_training_curves(
             self.run_dir / "metrics.jsonl", self.run_dir / "curves.png", self.task.kind.selection_metric
         )
@@ -224,6 +228,16 @@ class Trainer:
             torch.cuda.set_rng_state_all(cuda)
         self.task.set_rng_state(rng)
         self.state = RunState(**state["run_state"])
+
+    def _forget_records_after(self, step: int) -> None:
+        """Drop log lines of validations that no checkpoint holds: a run killed between writing the line and
+        saving, or a new run started where a killed one left a log but no checkpoint."""
+        log = self.run_dir / "metrics.jsonl"
+        if log.is_file():
+            lines = [line for line in log.read_text().splitlines() if line.strip()]
+            kept = [line for line in lines if json.loads(line)["step"] <= step]
+            if len(kept) != len(lines):
+                write_text_atomically(log, "".join(line + "\n" for line in kept))
 
 
 class Window:
