@@ -300,10 +300,13 @@ def rerun_section(runs: dict[str, dict], scenes: dict | None, scenes_before: dic
         "(`results/captcha_full_sat_v0.1.json`, `results/scenes_v0.1.json`); after: the current JSON, whose "
         "`git_commit` and `command` say what ran.",
         "",
-        "| run | figure | before (0.1) | after (0.2) |",
-        "|---|---|---|---|",
     ]
     before, after = runs.get("sat_v0.1"), runs.get("sat")
+    commits = sorted({r["git_commit"][:7] for r in ((scenes or {}).get("sat"), after) if r and r.get("git_commit")})
+    rows += [
+        f"| run | figure | before (0.1) | after (0.2{', commit ' + ', '.join(commits) if commits else ''}) |",
+        "|---|---|---|---|",
+    ]
     if before and after:
         for label, key in (("validation exact match", "val_exact_match"), ("test exact match", "test_exact_match"),
                            ("validation, beam 3", "val_exact_match_beam3"), ("validation CER", "val_cer")):  # fmt: skip
