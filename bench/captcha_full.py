@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -318,7 +318,8 @@ def rerun_section(runs: dict[str, dict], scenes: dict | None, scenes_before: dic
     return [*rows, ""]
 
 
-def main() -> None:
+def render() -> str:
+    """BENCHMARKS.md, from the JSON in bench/results/ alone."""
     data = load("captcha_data.json")
     runs = {
         name: r
@@ -343,7 +344,11 @@ def main() -> None:
         *scenes_section(load("scenes.json"), load("scenes_mobilenet.json")),
         EXPLORATION,
     ]
-    (ROOT.parent / "BENCHMARKS.md").write_text("\n".join(lines))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    (ROOT.parent / "BENCHMARKS.md").write_text(render())
     print("wrote BENCHMARKS.md")
 
 

@@ -16,6 +16,9 @@ import os
 import sys
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -93,10 +96,11 @@ def main() -> None:
     from bench.captcha_data import cpu_model
     from bench.captcha_full import git_commit
     from imcaption.captioning.scenes import generate_scenes
+    from imcaption.manifest import is_complete
 
     commit = git_commit()
     data = Path(args.data)
-    if not (data / "annotations" / "objects.json").is_file():
+    if not is_complete(data):
         generate_scenes(data)
     out = RESULTS / "scenes.json"
     results = json.loads(out.read_text()) if out.is_file() else {}

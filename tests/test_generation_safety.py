@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from imcaption.captcha.generator import MANIFEST, DatasetFolderError, generate_dataset
+from imcaption.captcha.generator import generate_dataset
 from imcaption.captcha.vocabulary import default_vocabulary
 from imcaption.cli import main
+from imcaption.manifest import MANIFEST, DatasetFolderError
 
 COUNT = 300
 
@@ -64,5 +65,20 @@ def test_other_settings_or_a_real_dataset_are_refused_and_left_untouched(
     for name in ("a0.png", "spec_train_val.txt"):
         (real / name).write_bytes((small_dataset / name).read_bytes())
     assert main(["captcha", "generate", str(real), "--count", "14", "--quiet"]) == 2
-    assert "but no imcaption.json" in capsys.readouterr().err
+    assert "holds a dataset but no imcaption.json" in capsys.readouterr().err
     assert sorted(p.name for p in real.iterdir()) == ["a0.png", "spec_train_val.txt"]
+
+
+def test_scenes_resume_and_refuse_other_settings(tmp_path: Path) -> None:
+    from imcaption.captioning.scenes import generate_scenes
+    from imcaption.manifest import is_complete
+
+    generate_scenes(tmp_path, count=12, seed=1, progress=False)
+    assert is_complete(tmp_path)
+    reference = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    (tmp_path / "images" / "s3.png").unlink()
+    generate_scenes(tmp_path, count=12, seed=1, progress=False)  # same settings: fills the gap
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == reference
+    with pytest.raises(DatasetFolderError, match=r"seed 1 \(asked 2\)"):
+        generate_scenes(tmp_path, count=12, seed=2, progress=False)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == reference

@@ -29,10 +29,9 @@ from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE
 from imcaption.captcha.fonts import CAPTCHA_FACES, load_font
 from imcaption.captcha.labels import LabelRow, write_labels
 from imcaption.engine.progress import progress_bar
-from imcaption.files import write_text_atomically
+from imcaption.manifest import claim_folder, mark_complete
 
 TEMP_SUFFIX = ".partial"
-MANIFEST = "imcaption.json"
 MANIFEST_KIND = "imcaption-captcha-dataset"
 GENERATOR_VERSION = 1  # raise when the same (seed, index) would draw another image
 
@@ -254,43 +253,12 @@ def _chunks(indices: list[int], size: int) -> Iterator[tuple[int, ...]]:
         yield tuple(indices[start : start + size])
 
 
-class DatasetFolderError(ValueError):
-    """A folder that generation must not touch: another dataset lives there."""
-
-
 def dataset_manifest(vocabulary: Sequence[str], count: int, seed: int, style: CaptchaStyle) -> dict:
     """Everything that decides the files of a generated set, as JSON values."""
     words = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()
     settings = {"kind": MANIFEST_KIND, "generator_version": GENERATOR_VERSION, "seed": seed, "count": count,
                 "vocabulary_sha256": words, "style": dataclasses.asdict(style)}  # fmt: skip
     return json.loads(json.dumps(settings))  # tuples as lists, as they read back
-
-
-def read_manifest(folder: str | Path) -> dict | None:
-    path = Path(folder) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _claim_folder(out: Path, wanted: dict) -> None:
-    """Refuse a folder that holds another dataset; mark an empty one as ours (not yet complete)."""
-    found = read_manifest(out)
-    if found is not None:
-        differs = [
-            f"{key} {found.get(key)!r} (asked {value!r})" for key, value in wanted.items() if found.get(key) != value
-        ]
-        if differs:
-            raise DatasetFolderError(
-                f"{out} holds a dataset generated with other settings: "
-                + "; ".join(differs)
-                + ". Nothing was changed: generate into another folder, or delete this one to start over"
-            )
-        return
-    if (out / LABEL_FILE).exists() or (out / TEST_LABEL_FILE).exists() or any(out.glob("a*.png")):
-        raise DatasetFolderError(
-            f"{out} holds images or label files but no {MANIFEST}: a real words_captcha folder, or one generated "
-            "by imcaption 0.1. Nothing was changed: it can be used as it is; generate into another folder"
-        )
-    write_text_atomically(out / MANIFEST, json.dumps({**wanted, "complete": False}, indent=1) + "\n")
 
 
 def generate_dataset(
@@ -309,7 +277,8 @@ def generate_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     wanted = dataset_manifest(vocabulary, count, seed, style)
-    _claim_folder(out, wanted)
+    labels = (out / LABEL_FILE).exists() or (out / TEST_LABEL_FILE).exists()
+    claim_folder(out, wanted, foreign=labels or any(out.glob("a*.png")))
     for stale in out.glob(f"*{TEMP_SUFFIX}"):
         stale.unlink()
     existing = {entry.name for entry in os.scandir(out)}
@@ -317,7 +286,7 @@ def generate_dataset(
     if missing:
         _render_missing(out, vocabulary, seed, missing, workers or os.cpu_count() or 1, style, progress)
     _write_label_files(out, vocabulary, count, seed)
-    write_text_atomically(out / MANIFEST, json.dumps({**wanted, "complete": True}, indent=1) + "\n")
+    mark_complete(out, wanted)
     return len(missing)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE, CaptchaDataset
-from imcaption.captcha.generator import generate_dataset, read_manifest
+from imcaption.captcha.generator import generate_dataset
 from imcaption.captcha.image_cache import ensure_cache
 from imcaption.captcha.labels import LabelRow, read_labels, write_labels
 from imcaption.captcha.metrics import exact_match, recognition_report
@@ -18,6 +18,7 @@ from imcaption.captcha.task import CaptchaTask
 from imcaption.captcha.vocabulary import default_vocabulary
 from imcaption.engine.run import open_run
 from imcaption.files import write_text_atomically
+from imcaption.manifest import read_manifest
 
 
 @dataclass(frozen=True)

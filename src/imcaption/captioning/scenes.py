@@ -13,7 +13,9 @@ from PIL import Image, ImageDraw
 
 from imcaption.engine.progress import progress_bar
 from imcaption.files import write_text_atomically
+from imcaption.manifest import claim_folder, mark_complete
 
+SCENES_VERSION = 1  # raise when the same (seed, index) would draw another scene
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLORS = {
     "red": (215, 38, 38),
@@ -166,8 +168,13 @@ def generate_scenes(
     progress: bool = True,
 ) -> None:
     """OUT_DIR/images/s{i}.png, annotations/captions_{train,val}.json (COCO format) and
-    annotations/objects.json (image id -> shapes with COCO [x, y, w, h] boxes)."""
+    annotations/objects.json (image id -> shapes with COCO [x, y, w, h] boxes); then the manifest, marked
+    complete. A rerun with the same settings redraws only missing images; other settings are refused."""
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = {"kind": "imcaption-scenes-dataset", "generator_version": SCENES_VERSION, "seed": seed,
+              "count": count, "side": side, "val_fraction": val_fraction}  # fmt: skip
+    claim_folder(out, wanted, foreign=(out / "annotations").exists() or (out / "images").exists())
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(exist_ok=True)
     val_start = count - max(1, round(count * val_fraction))
@@ -191,5 +198,5 @@ def generate_scenes(
         objects[str(index)] = [asdict(o) for o in scene.objects]
     for name, content in splits.items():
         write_text_atomically(out / "annotations" / f"captions_{name}.json", json.dumps(content))
-    # Written last: the benchmark takes this file as the sign that the set is complete.
     write_text_atomically(out / "annotations" / "objects.json", json.dumps(objects))
+    mark_complete(out, wanted)
