@@ -16,6 +16,8 @@ import resource
 import time
 from pathlib import Path
 
+from imcaption.files import write_text_atomically
+
 RESULTS = Path(__file__).parent / "results" / "captcha_data.json"
 
 
@@ -35,7 +37,7 @@ def load_results() -> dict:
 
 def save_results(results: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_text_atomically(RESULTS, json.dumps(results, indent=2) + "\n")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Benchmark: the full protocol of DESIGN.md section 4 for one recognizer.
+"""Benchmark: the full protocol (BENCHMARKS.md, "Recognizers") for one recognizer.
 
     python -m bench.captcha_full --model sat [--data data/words_captcha] [--run runs/bench_sat] [--epochs N]
 
@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from imcaption.files import write_text_atomically
 
 if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -137,7 +139,7 @@ def main() -> None:
         "top_confusions": report.summary()["top_confusions"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_text_atomically(out, json.dumps(results, indent=2) + "\n")
     shutil.copy(run / "curves.png", RESULTS / f"curve_{args.model}.png")
     print(json.dumps({k: v for k, v in results.items() if k not in ("curve", "top_confusions")}, indent=2))
 

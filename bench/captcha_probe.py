@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from imcaption.files import write_text_atomically
+
 RESULTS = Path(__file__).parent / "results" / "captcha_probes.json"
 
 
@@ -48,7 +50,7 @@ def main() -> None:
         "train_images_per_s": round(last["train_images_per_s"], 1),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(probes, indent=2) + "\n")
+    write_text_atomically(RESULTS, json.dumps(probes, indent=2) + "\n")
     print(args.name, json.dumps(probes[args.name]))
 
 

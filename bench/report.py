@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from imcaption.files import write_text_atomically
+
 ROOT = Path(__file__).parent
 RESULTS = ROOT / "results"
 
@@ -348,7 +350,7 @@ def render() -> str:
 
 
 def main() -> None:
-    (ROOT.parent / "BENCHMARKS.md").write_text(render())
+    write_text_atomically(ROOT.parent / "BENCHMARKS.md", render())
     print("wrote BENCHMARKS.md")
 
 

@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from imcaption.files import write_text_atomically
+
 if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -115,7 +117,7 @@ def main() -> None:
             "cores_shared": args.shared,
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        write_text_atomically(out, json.dumps(results, indent=2) + "\n")
         print(decoder, json.dumps({k: v for k, v in results[decoder].items() if k != "examples"}))
 
 
