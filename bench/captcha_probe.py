@@ -47,7 +47,7 @@ def main() -> None:
         "val_exact_match": last["val_exact_match"],
         "val_cer": round(last["val_cer"], 4),
         "train_minutes": round(last["wall_minutes"], 2),
-        "train_images_per_s": round(last["train_images_per_s"], 1),
+        "train_images_per_s": round(last.get("train_images_per_s", 0.0), 1),  # absent after a redone validation
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(RESULTS, json.dumps(probes, indent=2) + "\n")

@@ -3,6 +3,7 @@ spellings of imcaption 0.1 point at their replacements."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,11 @@ def test_old_spellings_point_to_the_new_commands(old: str, new: str, capsys: pyt
     assert f"`imcaption {old}` is now `{new}" in capsys.readouterr().err
 
 
+def test_the_old_caption_command_points_to_its_new_name(capsys: pytest.CaptureFixture) -> None:
+    assert main(["caption", "runs/x/best.pt", "photo.jpg"]) == 2
+    assert "is now `imcaption caption caption MODEL IMAGE`" in capsys.readouterr().err
+
+
 def test_resume_with_a_schedule_changing_flag_is_refused(
     easy_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -55,5 +61,8 @@ def test_resume_with_a_schedule_changing_flag_is_refused(
     assert main(base) == 0
     assert main([*base, "--resume", "--epochs", "3"]) == 2
     assert "cannot change --epochs 3 (the run has 10)" in capsys.readouterr().err
+    (tmp_path / "metrics.jsonl").open("a").write('{"step": 1, "val_exa')  # a line torn by a kill
     assert main([*base, "--resume", "--max-steps", "2"]) == 0  # where to stop is not the schedule
     assert "resuming" in capsys.readouterr().out
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]

@@ -50,6 +50,8 @@ def claim_folder(out: Path, wanted: dict[str, Any], foreign: bool) -> None:
             + "; ".join(differs)
             + ". Nothing was changed: generate into another folder, or delete this one to start over"
         )
+    if found.get("complete"):  # about to fill gaps: not complete until that is done
+        write_text_atomically(out / MANIFEST, json.dumps({**wanted, "complete": False}, indent=1) + "\n")
 
 
 def mark_complete(out: Path, wanted: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from imcaption.files import write_text_atomically
 from imcaption.images import ImageSize, load_image, to_model_input
 
 CACHE_DIR = ".imcaption_cache"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: images decoded upright (EXIF) and 16-bit scaled, as imcaption.images does
 DEFAULT_SIZE = ImageSize(64, 128)
 
 

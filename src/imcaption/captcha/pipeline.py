@@ -56,7 +56,7 @@ def run_assignment(
             print(f"      resuming at step {trainer.state.step:,} of {trainer.stop_step:,}")
         trainer.run()
     checkpoint = run_dir / "best.pt"
-    recognizer = Recognizer.load(checkpoint)
+    recognizer = Recognizer.load(checkpoint, str(trainer.task.device))
     cache = ensure_cache(dataset, recognizer.size, progress=progress)
     val = dataset.split("val")
     decoded = read_cached(recognizer, cache, val.indices, progress=progress)

@@ -37,6 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in MOVED:
         print(f"imcaption: `imcaption {argv[0]}` is now `{MOVED[argv[0]]}`", file=sys.stderr)
         return 2
+    if argv[:1] == ["caption"] and len(argv) > 1 and argv[1] not in caption.COMMANDS and not argv[1].startswith("-"):
+        print(
+            "imcaption: `imcaption caption MODEL IMAGE` is now `imcaption caption caption MODEL IMAGE`", file=sys.stderr
+        )
+        return 2
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -82,6 +82,9 @@ def cmd_caption(args: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = ("scenes", "train", "evaluate", "caption", "export")
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     from imcaption.captioning.task import CaptionTrainConfig
 

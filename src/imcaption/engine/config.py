@@ -80,10 +80,14 @@ def config_from_dict(cls: type[Config], state: dict[str, Any]) -> Config:
         if f.name not in state:
             continue
         nested = getattr(default, f.name)
-        values[f.name] = (
-            config_from_dict(type(nested), state[f.name]) if dataclasses.is_dataclass(nested) else (state[f.name])
-        )
+        # A nested config starts from the task's own defaults for it (a captioner's loop is not a captcha's).
+        values[f.name] = _nested_from_dict(nested, state[f.name]) if dataclasses.is_dataclass(nested) else state[f.name]
     return cls(**values)
+
+
+def _nested_from_dict(default: Any, state: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(default)}
+    return dataclasses.replace(default, **{k: v for k, v in state.items() if k in known})
 
 
 def resume_config(saved: Config, requested: dict[str, Any]) -> Config:

@@ -36,6 +36,8 @@ class StopRequests:
         # Handlers can only be installed from the main thread; elsewhere signals keep their old meaning.
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
+                if signal.getsignal(signum) is signal.SIG_IGN:
+                    continue  # ignored on purpose (nohup, a background job): keep it so
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

@@ -105,8 +105,8 @@ class Trainer:
                            unit="step")  # fmt: skip
         window = Window()
         session_start = time.perf_counter()
-        try:
-            with StopRequests() as stop:
+        with StopRequests() as stop:
+            try:
                 while True:
                     if self._validation_due():
                         window.freeze()
@@ -124,12 +124,13 @@ class Trainer:
                     window.add(loss, batch_metrics, self.task.batch_size)
                     bar.set_postfix(window.postfix(), refresh=False)
                     bar.update(1)
-        except Interrupted:
-            self.state.wall_seconds += time.perf_counter() - session_start
-            self._save_last()
-            raise
-        finally:
-            bar.close()
+            except Interrupted:
+                # Still inside StopRequests: a second Ctrl-C or SIGTERM while saving is recorded, not obeyed.
+                self.state.wall_seconds += time.perf_counter() - session_start
+                self._save_last()
+                raise
+            finally:
+                bar.close()
         return self.state
 
     def _validation_due(self) -> bool:
@@ -202,9 +203,10 @@ class Trainer:
         state = self.checkpoint_state(record)
         kind = self.task.kind.checkpoint_format
         save_checkpoint(self.run_dir / f"step-{self.state.step:07d}.pt", state, kind)
-        save_checkpoint(self.run_dir / "last.pt", state, kind)
         if is_best:
             save_checkpoint(self.run_dir / "best.pt", state, kind)
+        # last.pt is what a resume starts from, so it is written last: a kill before it repeats this validation.
+        save_checkpoint(self.run_dir / "last.pt", state, kind)
         for old in sorted(self.run_dir.glob("step-*.pt"))[: -self.loop.keep or None]:
             old.unlink()
 
@@ -235,9 +237,17 @@ class Trainer:
         log = self.run_dir / "metrics.jsonl"
         if log.is_file():
             lines = [line for line in log.read_text().splitlines() if line.strip()]
-            kept = [line for line in lines if json.loads(line)["step"] <= step]
+            kept = [line for line in lines if (record := _decoded(line)) is not None and record["step"] <= step]
             if len(kept) != len(lines):
                 write_text_atomically(log, "".join(line + "\n" for line in kept))
+
+
+def _decoded(line: str) -> dict | None:
+    """A metrics.jsonl record, or None for a line torn by a kill in the middle of writing it."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
 
 
 class Window:
