@@ -1,6 +1,6 @@
 """Benchmark: generate the full synthetic words_captcha set and build its image cache.
 
-    python bench/captcha_data.py [--data data/words_captcha] [--count 140000] [--stage all|generate|cache]
+    python -m bench.captcha_data [--data data/words_captcha] [--count 140000] [--stage all|generate|cache]
 
 Writes bench/results/captcha_data.json. Generation is timed only when the set is drawn from scratch;
 run it on an empty --data folder for an honest figure.
@@ -10,25 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import time
 from pathlib import Path
 
+from bench.provenance import provenance
 from imcaption.files import write_text_atomically
 
 RESULTS = Path(__file__).parent / "results" / "captcha_data.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def load_results() -> dict:
@@ -45,13 +34,14 @@ def main() -> None:
     parser.add_argument("--data", default="data/words_captcha")
     parser.add_argument("--count", type=int, default=140_000)
     parser.add_argument("--stage", choices=["all", "generate", "cache"], default="all")
+    parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
 
     from imcaption.captcha.generator import generate_dataset
     from imcaption.captcha.vocabulary import default_vocabulary
 
     results = load_results()
-    results.update({"images": args.count, "nproc": os.cpu_count(), "cpu": cpu_model()})
+    results.update({"images": args.count, **provenance(args.shared)})
     if args.stage in ("all", "generate"):
         start = time.perf_counter()
         drawn = generate_dataset(args.data, default_vocabulary(), count=args.count, seed=0)

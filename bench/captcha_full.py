@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,13 +43,6 @@ def peak_rss_gb(previous_results: Path, curve: list[dict]) -> float:
     return max(peak, previous["peak_rss_gb"]) if same_run else peak
 
 
-def git_commit() -> str:
-    """The commit the code ran at, with "+changes" when the working tree differed from it."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    return head + ("+changes" if dirty.stdout.strip() else "")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["sat", "ctc"], default="sat")
@@ -61,7 +52,7 @@ def main() -> None:
     parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
 
-    from bench.captcha_data import cpu_model
+    from bench.provenance import provenance
     from imcaption.api import Recognizer
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.image_cache import ensure_cache
@@ -72,7 +63,7 @@ def main() -> None:
     from imcaption.engine.checkpoint import load_checkpoint
     from imcaption.visualize import read_metrics
 
-    commit = git_commit()  # before the long run, so later edits to the tree are not mistaken for its code
+    made_by = provenance(args.shared)
     run = Path(args.run or f"runs/bench_{args.model}")
     epochs = args.epochs or CaptchaTrainConfig().loop.epochs
     train_args = ["captcha", "train", args.data, "--out", str(run), "--model", args.model, "--epochs", str(epochs)]
@@ -127,11 +118,7 @@ def main() -> None:
         "train_images_per_s": round(sum(speeds) / len(speeds), 1),
         "infer_images_per_s": round(len(val) / infer_seconds, 1),
         "peak_rss_gb": peak_rss_gb(out, curve),
-        "command": "python -m bench.captcha_full " + " ".join(sys.argv[1:]),
-        "git_commit": commit,
-        "cores_shared": args.shared,
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
+        **made_by,
         "curve": [
             {"step": p["step"], "wall_minutes": round(p["wall_minutes"], 2), "val_exact_match": p["val_exact_match"]}
             for p in curve

@@ -30,7 +30,10 @@ def main() -> None:
     split = argv.index("--") if "--" in argv else len(argv)
     args, options = parser.parse_args(argv[:split]), argv[split + 1 :]
 
+    from bench.provenance import provenance
     from imcaption.cli import main as cli
+
+    made_by = provenance(cores_shared=False)
     from imcaption.visualize import read_metrics
 
     run = Path(args.run or f"runs/probe_{args.name}")
@@ -42,6 +45,7 @@ def main() -> None:
     last = read_metrics(run / "metrics.jsonl")[-1]
     probes = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     probes[args.name] = {
+        **made_by,
         "options": " ".join(options),
         "steps": last["step"],
         "val_exact_match": last["val_exact_match"],

@@ -1,6 +1,6 @@
 """Training and inference throughput of candidate encoders (with the sat decoder) on random batches.
 
-    python bench/encoder_speed.py   # -> bench/results/encoder_speed.json
+    python -m bench.encoder_speed   # -> bench/results/encoder_speed.json
 
 Run it on an idle machine: it measures images/s, and anything else running shares the cores.
 """
@@ -8,12 +8,13 @@ Run it on an idle machine: it measures images/s, and anything else running share
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from bench.provenance import provenance
+from imcaption.files import write_text_atomically
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
 from imcaption.models.sat import masked_cross_entropy
 from imcaption.text.char_tokenizer import CharTokenizer
@@ -60,7 +61,8 @@ def images_per_second(height: int, width: int, channels: tuple[int, int, int, in
 def main() -> None:
     rows = [images_per_second(*candidate) for candidate in CANDIDATES]
     out = Path(__file__).parent / "results" / "encoder_speed.json"
-    out.write_text(json.dumps({"nproc": os.cpu_count(), "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+    results = {**provenance(cores_shared=False), "threads": torch.get_num_threads(), "rows": rows}
+    write_text_atomically(out, json.dumps(results, indent=2))
     for row in rows:
         print(row)
 

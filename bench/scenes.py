@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -95,26 +94,23 @@ def main() -> None:
     parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
 
-    from bench.captcha_data import cpu_model
-    from bench.captcha_full import git_commit
+    from bench.provenance import provenance
     from imcaption.captioning.scenes import generate_scenes
     from imcaption.manifest import is_complete
 
-    commit = git_commit()
+    made_by = provenance(args.shared)
     data = Path(args.data)
     if not is_complete(data):
         generate_scenes(data)
     out = RESULTS / "scenes.json"
     results = json.loads(out.read_text()) if out.is_file() else {}
-    results.update({"nproc": os.cpu_count(), "cpu": cpu_model(), "dataset": str(data)})
+    results.update({"nproc": made_by["nproc"], "cpu": made_by["cpu"], "dataset": str(data)})
     for decoder in args.decoders:
         run = Path(f"runs/bench_scenes_{decoder}")
         train(data, run, decoder, args.encoder, args.epochs)
         results[decoder] = {
             **evaluate(data, run),
-            "command": "python -m bench.scenes " + " ".join(sys.argv[1:]),
-            "git_commit": commit,
-            "cores_shared": args.shared,
+            **made_by,
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         write_text_atomically(out, json.dumps(results, indent=2) + "\n")
