@@ -66,13 +66,20 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f} %"
 
 
+def made_by(result: dict) -> str:
+    if not result.get("command"):
+        return "not recorded (before imcaption 0.2)"
+    shared = ", cores shared" if result.get("cores_shared") else ""
+    return f"`{result['command']}` at {result['git_commit'][:7]}{shared}"
+
+
 def num(value: float | None, unit: str = "") -> str:
     return "—" if value is None else f"{value:,}{unit}"
 
 
 def data_section(data: dict | None) -> list[str]:
     if not data:
-        return ["## Dataset and cache", "", "Not measured yet: run `python bench/captcha_data.py`.", ""]
+        return ["## Dataset and cache", "", "Not measured yet: run `python -m bench.captcha_data`.", ""]
     gen = data.get("generate_seconds")
     cache = data.get("cache_seconds")
     rows = [
@@ -154,6 +161,7 @@ def scenes_section(scenes: dict | None, mobilenet: dict | None) -> list[str]:
         ("training wall minutes", lambda r: num(r["train_minutes"])),
         ("encoder, epochs", lambda r: f"{r['encoder']}, {r['epochs']}"),
         ("trained parameters", lambda r: num(r["parameters"])),
+        ("made by (command, commit)", made_by),
     ]
     rows = [
         "## Captioning (`bench/scenes.py` → `results/scenes.json`)",
@@ -236,6 +244,7 @@ def model_section(runs: dict[str, dict]) -> list[str]:
         ("peak RSS", lambda r: num(r["peak_rss_gb"], " GB")),
         ("parameters", lambda r: num(r["parameters"])),
         ("input", lambda r: r["input_size"]),
+        ("made by (command, commit)", made_by),
     ]
     rows = [
         "## Recognizers (`bench/captcha_full.py` → `results/captcha_full_<model>.json`)",
