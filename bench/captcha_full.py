@@ -88,7 +88,7 @@ def main() -> None:
     lexicon = run / "lexicon.txt"
     lexicon.write_text("\n".join(sorted(set(dataset.words(dataset.split("train"))))) + "\n")
     trie = recognizer.lexicon(lexicon.read_text().split())
-    val_lexicon = read_cached(recognizer, cache, val.indices, trie=trie)
+    val_lexicon = read_cached(recognizer, cache, val.indices, lexicon=trie)
     lexicon_report = recognition_report(list(val.indices), val_lexicon.words, dataset.words(val))
     beam_report = None
     if args.model == "sat":
