@@ -62,6 +62,15 @@ def upright(image: Image.Image) -> Image.Image:
     return to_rgb(eight_bit(image))
 
 
+def check_pixel_count(image: Image.Image, name: str, max_pixels: int) -> None:
+    """Refuse an image over `max_pixels` from its header alone, before any pixel is decoded."""
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{name} is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of {max_pixels / 1e6:g} MP"
+        )
+
+
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode one image file as upright RGB, or raise ImageReadError naming the file and the reason.
 
@@ -69,12 +78,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     huge costs nothing. Decoding is complete, so a truncated file fails here, not later."""
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageReadError(
-                    f"image {path} is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
-                    f"{max_pixels / 1e6:g} MP"
-                )
+            check_pixel_count(image, f"image {path}", max_pixels)
             image.load()
             return upright(image)
     except FileNotFoundError:
@@ -100,9 +104,7 @@ def as_image(item: ImageLike) -> Image.Image:
     if isinstance(item, (str, Path)):
         return load_image(item)
     if isinstance(item, Image.Image):
-        width, height = item.size
-        if width * height > MAX_PIXELS:
-            raise ImageReadError(f"image of {width}x{height} is over the limit of {MAX_PIXELS / 1e6:g} MP")
+        check_pixel_count(item, "image", MAX_PIXELS)
         return upright(item)
     if isinstance(item, np.ndarray):
         if item.dtype != np.uint8 or item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (3, 4)):

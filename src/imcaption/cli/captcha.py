@@ -134,7 +134,9 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     recognizer = Recognizer.load(args.checkpoint, args.device)
     beam = attention_beam(args, recognizer.config.kind == "sat", recognizer.config.kind)
-    readings = recognizer.read(args.images, beam, _lexicon(recognizer, args.lexicon), attention=bool(args.attention))
+    # With attention plots, decode each file once: the model inputs are also what the plots draw on.
+    images = list(recognizer.inputs(args.images)) if args.attention else args.images
+    readings = recognizer.read(images, beam, _lexicon(recognizer, args.lexicon), attention=bool(args.attention))
     for path, reading in zip(args.images, readings, strict=True):
         print(f"{path} {reading.word or '-'} {reading.confidence:.4f}")
     if args.attention:
@@ -142,8 +144,9 @@ def cmd_read(args: argparse.Namespace) -> int:
 
         for n, (path, reading) in enumerate(zip(args.images, readings, strict=True)):
             target = numbered(args.attention, n, len(args.images))
-            pixels = recognizer.inputs([path])[0]
-            plot_attention(pixels, reading.word, reading.attention, target, title=f"{Path(path).name}: {reading.word}")
+            plot_attention(
+                images[n], reading.word, reading.attention, target, title=f"{Path(path).name}: {reading.word}"
+            )
             print(f"attention: {target}")
     return 0
 

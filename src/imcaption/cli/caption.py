@@ -71,13 +71,15 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
     captioner = Captioner.load(args.checkpoint, args.device)
     beam = attention_beam(args, captioner.spec.decoder == "sat", captioner.spec.decoder)
-    captions = captioner.caption(args.images, beam, attention=bool(args.attention))
+    # With attention plots, decode each file once: the resized images are also what the plots draw on.
+    images = list(captioner.pixels(args.images)) if args.attention else args.images
+    captions = captioner.caption(images, beam, attention=bool(args.attention))
     for path, caption in zip(args.images, captions, strict=True):
         print(f"{path}\t{caption.text}")
     if args.attention:
-        for n, (path, caption) in enumerate(zip(args.images, captions, strict=True)):
+        for n, (pixels, caption) in enumerate(zip(images, captions, strict=True)):
             target = numbered(args.attention, n, len(captions))
-            plot_caption_attention(captioner.pixels([path])[0], caption.text.split(), caption.attention, target)
+            plot_caption_attention(pixels, caption.text.split(), caption.attention, target)
             print(f"attention: {target}")
     return 0
 

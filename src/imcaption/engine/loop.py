@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from imcaption.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from imcaption.engine.checkpoint import CheckpointError, save_checkpoint
 from imcaption.engine.config import LoopConfig
 from imcaption.engine.interrupt import Interrupted, StopRequests
 from imcaption.engine.progress import progress_bar
@@ -209,11 +209,6 @@ class Trainer:
         save_checkpoint(self.run_dir / "last.pt", state, kind)
         for old in sorted(self.run_dir.glob("step-*.pt"))[: -self.loop.keep or None]:
             old.unlink()
-
-    def resume(self, path: str | Path) -> None:
-        """Continue from a checkpoint of this run; the caller has built the task from its saved config."""
-        state = load_checkpoint(path, self.task.kind.checkpoint_format)
-        self.resume_from(state)
 
     def resume_from(self, state: dict[str, Any]) -> None:
         if "run_state" not in state:
