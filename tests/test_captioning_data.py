@@ -115,10 +115,14 @@ def test_scene_captions_name_every_object_and_boxes_hold_them() -> None:
 
 
 def test_scenes_cli_writes_a_coco_dataset_the_reader_accepts(tmp_path: Path) -> None:
-    assert main(["caption", "scenes", str(tmp_path), "--count", "20", "--quiet"]) == 0
-    train = read_coco_captions(tmp_path / "annotations" / "captions_train.json", tmp_path / "images")
-    val = read_coco_captions(tmp_path / "annotations" / "captions_val.json", tmp_path / "images")
-    assert len(train) == 18 and len(val) == 2
+    assert main(["caption", "scenes", str(tmp_path), "--count", "20", "--test-count", "3", "--quiet"]) == 0
+    train, val, test = (
+        read_coco_captions(tmp_path / "annotations" / f"captions_{split}.json", tmp_path / "images")
+        for split in ("train", "val", "test")
+    )
+    assert len(train) == 18 and len(val) == 2 and len(test) == 3
+    ids = [{image.image_id for image in split} for split in (train, val, test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])  # no scene in two splits
     objects = json.loads((tmp_path / "annotations" / "objects.json").read_text())
-    assert set(objects) == {str(i) for i in range(20)}
+    assert set(objects) == {str(i) for i in range(23)}
     assert all(len(o["bbox"]) == 4 for obj in objects.values() for o in obj)

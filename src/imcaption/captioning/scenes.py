@@ -26,6 +26,7 @@ COLORS = {
     "orange": (240, 128, 24),
 }
 SIZES = {"small": (0.14, 0.2), "large": (0.28, 0.36)}
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -165,25 +166,28 @@ def generate_scenes(
     seed: int = 0,
     side: int = 128,
     val_fraction: float = 0.1,
+    test_count: int | None = None,
     progress: bool = True,
 ) -> None:
-    """OUT_DIR/images/s{i}.png, annotations/captions_{train,val}.json (COCO format) and
+    """OUT_DIR/images/s{i}.png, annotations/captions_{train,val,test}.json (COCO format) and
     annotations/objects.json (image id -> shapes with COCO [x, y, w, h] boxes); then the manifest, marked
-    complete. A rerun with the same settings redraws only missing images; other settings are refused."""
+    complete. `count` images are split into train and val (the last val_fraction: what training selects its
+    checkpoint on); `test_count` more (default 10 % of count) form the test split that no choice looks at.
+    A rerun with the same settings redraws only missing images; other settings are refused."""
     out = Path(out_dir)
+    test_count = max(1, round(count * 0.1)) if test_count is None else test_count
+    if count < 2 or test_count < 0:
+        raise ValueError(f"need at least 2 scenes for train and val and a test count >= 0, got {count}, {test_count}")
     out.mkdir(parents=True, exist_ok=True)
     wanted = {"kind": "imcaption-scenes-dataset", "generator_version": SCENES_VERSION, "seed": seed,
-              "count": count, "side": side, "val_fraction": val_fraction}  # fmt: skip
+              "count": count, "side": side, "val_fraction": val_fraction, "test_count": test_count}  # fmt: skip
     claim_folder(out, wanted, foreign=(out / "annotations").exists() or (out / "images").exists())
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(exist_ok=True)
     val_start = count - max(1, round(count * val_fraction))
-    splits: dict[str, dict[str, list]] = {
-        "train": {"images": [], "annotations": []},
-        "val": {"images": [], "annotations": []},
-    }
+    splits: dict[str, dict[str, list]] = {name: {"images": [], "annotations": []} for name in SPLITS}
     objects: dict[str, list[dict]] = {}
-    for index in progress_bar(enabled=progress, iterable=range(count), desc="scenes", unit="img"):
+    for index in progress_bar(enabled=progress, iterable=range(count + test_count), desc="scenes", unit="img"):
         scene = render_scene(seed, index, side)
         name = f"s{index}.png"
         path = out / "images" / name
@@ -191,12 +195,13 @@ def generate_scenes(
             temp = path.with_name(name + ".partial")
             scene.image.save(temp, format="PNG")
             os.replace(temp, path)
-        split = splits["train" if index < val_start else "val"]
+        split = splits["train" if index < val_start else "val" if index < count else "test"]
         split["images"].append({"id": index, "file_name": name, "width": side, "height": side})
         for caption in scene.captions:
             split["annotations"].append({"id": len(split["annotations"]), "image_id": index, "caption": caption})
         objects[str(index)] = [asdict(o) for o in scene.objects]
     for name, content in splits.items():
-        write_text_atomically(out / "annotations" / f"captions_{name}.json", json.dumps(content))
+        if content["images"]:
+            write_text_atomically(out / "annotations" / f"captions_{name}.json", json.dumps(content))
     write_text_atomically(out / "annotations" / "objects.json", json.dumps(objects))
     mark_complete(out, wanted)

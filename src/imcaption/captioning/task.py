@@ -70,10 +70,24 @@ class CaptionTrainConfig:
 
 
 def coco_split_files(data_dir: Path) -> tuple[Path, Path]:
+    """The training split and the split that picks the best checkpoint."""
     train, val = data_dir / "annotations" / "captions_train.json", data_dir / "annotations" / "captions_val.json"
     if not train.is_file() or not val.is_file():
         raise FileNotFoundError(f"{data_dir}: expected annotations/captions_train.json and captions_val.json")
     return train, val
+
+
+def held_out_split(data_dir: Path, split: str | None = None) -> tuple[str, Path]:
+    """The split to score a trained captioner on: `split` if given; by default `test` (never used for any
+    choice) where the folder has one, else `val`."""
+
+    def path(name: str) -> Path:
+        return data_dir / "annotations" / f"captions_{name}.json"
+
+    name = split or ("test" if path("test").is_file() else "val")
+    if not path(name).is_file():
+        raise FileNotFoundError(f"{data_dir}: no annotations/captions_{name}.json for the {name} split")
+    return name, path(name)
 
 
 def build_caption_model(spec: CaptionModelSpec, vocab_size: int) -> CaptionModel:

@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 def cmd_scenes(args: argparse.Namespace) -> int:
     from imcaption.captioning.scenes import generate_scenes
 
-    generate_scenes(args.out_dir, args.count, args.seed, args.size, progress=not args.quiet)
+    generate_scenes(args.out_dir, args.count, args.seed, args.size, test_count=args.test_count, progress=not args.quiet)
     print(
-        f"{args.out_dir}: {args.count:,} scenes; captions in annotations/captions_{{train,val}}.json, "
-        "boxes in annotations/objects.json"
+        f"{args.out_dir}: {args.count:,} scenes for training and validation and more for the test split; "
+        "captions in annotations/captions_{train,val,test}.json, boxes in annotations/objects.json"
     )
     return 0
 
@@ -50,15 +50,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from imcaption.api import Captioner
     from imcaption.captioning.coco import read_coco_captions
     from imcaption.captioning.metrics import caption_scores
-    from imcaption.captioning.task import coco_split_files
+    from imcaption.captioning.task import held_out_split
 
     captioner = Captioner.load(args.checkpoint, args.device)
     data = Path(args.data_dir)
-    images = read_coco_captions(coco_split_files(data)[1], data / "images")
+    split, captions_file = held_out_split(data, args.split)
+    images = read_coco_captions(captions_file, data / "images")
     captions = captioner.caption([image.path for image in images], beam=args.beam)
     references = {n: list(image.captions) for n, image in enumerate(images)}
     scores = caption_scores(references, {n: c.text for n, c in enumerate(captions)})
-    print(f"{len(images):,} images of captions_val.json, beam {args.beam}: "
+    print(f"{len(images):,} images of the {split} split ({captions_file.name}), beam {args.beam}: "
           + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))  # fmt: skip
     if args.json:
         write_text_atomically(args.json, json.dumps(scores, indent=2) + "\n")
@@ -95,20 +96,28 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     scenes = sub.add_parser("scenes", help="draw a synthetic COCO-format set: colored shapes, captions, boxes")
     scenes.add_argument("out_dir", metavar="OUT_DIR")
-    scenes.add_argument("--count", type=int, default=6000, help="(default: 6000)")
+    scenes.add_argument("--count", type=int, default=6000, help="scenes for training and validation (default: 6000)")
+    scenes.add_argument(
+        "--test-count", type=int, default=None, metavar="N",
+        help="further scenes held out as the test split (default: 10 %% of --count)",
+    )  # fmt: skip
     scenes.add_argument("--seed", type=int, default=0, help="(default: 0)")
     scenes.add_argument("--size", type=int, default=128, help="image side in pixels (default: 128)")
     add_quiet(scenes)
     scenes.set_defaults(func=cmd_scenes)
 
-    data_help = "a COCO-format folder: annotations/captions_{train,val}.json and images/"
+    data_help = "a COCO-format folder: annotations/captions_{train,val}.json (val picks best.pt) and images/"
     train = add_train_command(sub, CaptionTrainConfig(), "train a captioner on COCO-format data", data_help)
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr on captions_val.json")
+    evaluate = sub.add_parser("evaluate", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr on a held-out split")
     evaluate.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
     evaluate.add_argument("data_dir", metavar="DATA_DIR")
     evaluate.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default: 1, greedy)")
+    evaluate.add_argument(
+        "--split", choices=["test", "val"], default=None,
+        help="captions_test.json or captions_val.json (default: test where the folder has it, else val)",
+    )  # fmt: skip
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
     add_device(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)

@@ -42,4 +42,11 @@ def build_recognizer(config: RecognizerConfig) -> nn.Module:
     return CTCRecognizer(encoder, config.vocab_size, config.hidden)
 
 
-__all__ = ["RecognizerConfig", "EncoderConfig", "build_recognizer", "RECOGNIZERS"]
+def trained_parameters(model: nn.Module) -> int:
+    """The parameters training updates, on the model as built for training: frozen backbones are left out, and
+    BatchNorm scales and shifts are counted (inference folds them into the convolutions). The one way every
+    benchmark counts."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["RecognizerConfig", "EncoderConfig", "build_recognizer", "trained_parameters", "RECOGNIZERS"]
