@@ -15,7 +15,7 @@ import torch
 
 from bench.provenance import provenance
 from imcaption.files import write_text_atomically
-from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
+from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer, trained_parameters
 from imcaption.models.sat import masked_cross_entropy
 from imcaption.text.char_tokenizer import CharTokenizer
 
@@ -52,7 +52,7 @@ def images_per_second(height: int, width: int, channels: tuple[int, int, int, in
     return {
         "input": f"{height}x{width}",
         "channels": list(channels),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": trained_parameters(model),
         "train_images_per_s": round(train, 1),
         "forward_images_per_s": round(infer, 1),
     }
