@@ -1,6 +1,7 @@
 """Draw docs/contact_sheet.png: 16 generated captchas beside the official sample a8.png.
 
-    python scripts/contact_sheet.py [--reference ../shared/reference/a8.png] [--out docs/contact_sheet.png]
+python scripts/contact_sheet.py [--style faithful|v1|wide] [--reference ../shared/reference/a8.png]
+                                [--out docs/contact_sheet.png]
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from imcaption.captcha.generator import FontCache, render_index
+from imcaption.captcha.generator import STYLES, FontCache, render_index
 from imcaption.captcha.vocabulary import default_vocabulary
 
 TILE = (300, 160)
@@ -21,6 +22,7 @@ def main() -> None:
     parser.add_argument("--reference", default="../shared/reference/a8.png")
     parser.add_argument("--out", default="docs/contact_sheet.png")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", choices=list(STYLES), default="faithful")
     args = parser.parse_args()
 
     columns, rows = 4, 5
@@ -29,11 +31,12 @@ def main() -> None:
     reference = Image.open(args.reference).convert("RGB").resize(TILE, Image.Resampling.BOX)
     sheet.paste(reference, (0, 0))
     draw.text((TILE[0] + 10, 10), "left: the official sample a8.png (real data)", fill="black")
-    draw.text((TILE[0] + 10, 30), f"below: generated images a0-a15, seed {args.seed}, with their labels", fill="black")
+    caption = f"below: generated images a0-a15, {args.style} style, seed {args.seed}, with labels and faces"
+    draw.text((TILE[0] + 10, 30), caption, fill="black")
     fonts = FontCache()
     vocabulary = default_vocabulary()
     for index in range(16):
-        rendered = render_index(vocabulary, args.seed, index, fonts)
+        rendered = render_index(vocabulary, args.seed, index, fonts, STYLES[args.style])
         x, y = (index % columns) * TILE[0], (1 + index // columns) * TILE[1]
         sheet.paste(rendered.image.resize(TILE, Image.Resampling.BOX), (x, y))
         draw.text((x + 4, y + 2), f"a{index} {rendered.word} ({rendered.face})", fill="black")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from imcaption.captcha.generator import CaptchaStyle, generate_dataset
+from imcaption.captcha.generator import V1_STYLE, generate_dataset
 from imcaption.captcha.vocabulary import default_vocabulary
 
 EASY_WORDS = [
@@ -27,7 +28,7 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def easy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One font, no noise, 20 words: a model should learn it in about a minute."""
     root = tmp_path_factory.mktemp("easy") / "words_captcha"
-    style = CaptchaStyle(noise=False, faces=(2,))
+    style = replace(V1_STYLE, noise=False, faces=("rounded-heavy",))
     generate_dataset(root, EASY_WORDS, count=1680, seed=11, workers=2, style=style, progress=False)
     return root
 

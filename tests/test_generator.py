@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imcaption.captcha.fonts import CAPTCHA_FACES
+from imcaption.captcha.fonts import FACES, FAMILIES
 from imcaption.captcha.generator import (
+    STYLES,
     TEMP_SUFFIX,
     CaptchaStyle,
     FontCache,
@@ -86,8 +87,37 @@ def test_rendered_images_look_like_the_real_dataset() -> None:
         lefts = [box[0] for box in rendered.letter_boxes]
         assert lefts == sorted(lefts), "letters run left to right"
         faces[rendered.face] += 1
-    assert set(faces) == {face.name for face in CAPTCHA_FACES}
-    assert min(faces.values()) > 20
+    assert set(faces) == {"sans", "marker", "connected-script", "calligraphic"}
+    assert 70 <= faces["sans"] <= 130  # about half, as in the real data
+    assert min(faces.values()) > 15
+
+
+def _border_ink(style: CaptchaStyle, count: int = 30) -> float:
+    """Share of ink (any channel below 200) in the 6-px band along the border, as likeness.py measures it."""
+    fonts, shares = FontCache(), []
+    for index in range(count):
+        ink = (np.asarray(render_index(default_vocabulary(), 0, index, fonts, style).image) < 200).any(axis=2)
+        band = np.ones_like(ink)
+        band[6:-6, 6:-6] = False
+        shares.append(ink[band].mean())
+    return float(np.mean(shares))
+
+
+def test_faithful_strokes_mostly_stay_inside_the_image_unlike_v1() -> None:
+    # Real images: about 1.2-1.3 % border-band ink, most of it speckle; v1's strokes ran off the image.
+    faithful, v1 = _border_ink(STYLES["faithful"]), _border_ink(STYLES["v1"])
+    assert faithful < 0.025 and v1 > 0.04
+
+
+def test_styles_draw_only_their_own_faces_and_wide_covers_every_family() -> None:
+    fonts = FontCache()
+    v1 = {render_index(default_vocabulary(), 0, i, fonts, STYLES["v1"]).face for i in range(40)}
+    assert v1 == {"brush-script", "handwriting", "rounded-heavy", "italic-hand"}
+    wide = STYLES["wide"]
+    assert len(wide.faces) >= 15 and {FACES[face].family for face in wide.faces} == set(FAMILIES)
+    for face in wide.faces:  # every face is installed and draws every letter
+        font = fonts.get(face, 60)
+        assert all(font.getbbox(letter)[2] > font.getbbox(letter)[0] for letter in "abcdefghijklmnopqrstuvwxyz")
 
 
 def test_letters_are_large_colored_and_noise_is_present() -> None:
@@ -109,3 +139,21 @@ def test_png_files_are_8_bit_rgb_and_lossless(tmp_path: Path) -> None:
         assert image.format == "PNG" and image.mode == "RGB" and image.size == (600, 320)
         assert np.array_equal(np.asarray(image), np.asarray(drawn))  # the fast encoder keeps every pixel
     assert not any(name.endswith(TEMP_SUFFIX) for name in os.listdir(tmp_path))
+
+
+def test_every_style_is_offered_by_the_cli_and_bad_styles_are_refused(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from imcaption.captcha.generator import check_style
+    from imcaption.cli.captcha import STYLE_HELP
+
+    assert set(STYLE_HELP) == set(STYLES)
+    for style in STYLES.values():
+        check_style(style)
+    with pytest.raises(ValueError, match="unknown faces"):
+        generate_dataset(tmp_path, default_vocabulary(), count=7, style=replace(CaptchaStyle(), faces=("comic",)))
+    with pytest.raises(ValueError, match="2 face weights for 4 faces"):
+        check_style(replace(CaptchaStyle(), face_weights=(1.0, 1.0)))
+    assert not any(tmp_path.iterdir())  # refused before anything was written

@@ -1,36 +1,84 @@
-"""The four captcha faces, shipped by PyPI font packages."""
+"""The captcha faces, shipped by PyPI font packages, found without importing any of them.
+
+Each face is named by what it looks like, with the family it belongs to; the styles in generator.py pick their
+faces from here by name.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
+from importlib import metadata
+from pathlib import Path
 
 from PIL import ImageFont
+
+FAMILIES = ("sans", "serif", "slab", "hand", "script")
 
 
 @dataclass(frozen=True)
 class FontFace:
-    name: str
-    package: str
+    distribution: str  # the PyPI package that ships the file (pinned in pyproject.toml)
     filename: str
-    # Variable fonts take a weight; None for static faces.
+    family: str
+    # Variable fonts: the value of the weight axis (400 regular, 700 bold); other axes keep their defaults.
     weight: int | None = None
 
 
-CAPTCHA_FACES: tuple[FontFace, ...] = (
-    FontFace("brush-script", "fontpkg_oleo_script", "OleoScript-Bold.ttf"),
-    FontFace("handwriting", "font_intuitive", "Intuitive.ttf"),
-    FontFace("rounded-heavy", "font_fredoka_one", "FredokaOne-Regular.ttf"),
-    FontFace("italic-hand", "fontpkg_dancing_script", "DancingScript[wght].ttf", weight=700),
-)
+FACES: dict[str, FontFace] = {
+    # imcaption 0.1's four faces (`--style v1`): heavier and rounder than any real one.
+    "brush-script": FontFace("fontpkg-oleo-script", "OleoScript-Bold.ttf", "script"),
+    "handwriting": FontFace("font-intuitive", "Intuitive.ttf", "hand"),
+    "rounded-heavy": FontFace("font-fredoka-one", "FredokaOne-Regular.ttf", "sans"),
+    "italic-hand": FontFace("fontpkg-dancing-script", "DancingScript[wght].ttf", "script", weight=700),
+    # The four real classes (the default style), chosen beside a8.png on contact sheets.
+    "sans": FontFace("fontpkg-open-sans", "OpenSans[wdth,wght].ttf", "sans", weight=400),
+    "marker": FontFace("fontpkg-shadows-into-light", "ShadowsIntoLight.ttf", "hand"),
+    "connected-script": FontFace("fontpkg-dancing-script", "DancingScript[wght].ttf", "script", weight=400),
+    "calligraphic": FontFace("fontpkg-satisfy", "Satisfy-Regular.ttf", "script"),
+    # More of each family, for the wide style.
+    "sans-pt": FontFace("fontpkg-pt-sans", "PT_Sans-Web-Regular.ttf", "sans"),
+    "sans-roboto": FontFace("fontpkg-roboto", "Roboto[wdth,wght].ttf", "sans", weight=400),
+    "sans-light": FontFace("fontpkg-open-sans", "OpenSans[wdth,wght].ttf", "sans", weight=300),
+    "serif-pt": FontFace("fontpkg-pt-serif", "PT_Serif-Web-Regular.ttf", "serif"),
+    "serif-lora": FontFace("fontpkg-lora", "Lora[wght].ttf", "serif", weight=400),
+    "serif-italic": FontFace("fontpkg-pt-serif", "PT_Serif-Web-Italic.ttf", "serif"),
+    "slab-roboto": FontFace("fontpkg-roboto-slab", "RobotoSlab[wght].ttf", "slab", weight=400),
+    "slab-arvo": FontFace("fontpkg-arvo", "Arvo-Regular.ttf", "slab"),
+    "slab-zilla": FontFace("fontpkg-zilla-slab", "ZillaSlab-Regular.ttf", "slab"),
+    "hand-indie": FontFace("fontpkg-indie-flower", "IndieFlower-Regular.ttf", "hand"),
+    "hand-kalam": FontFace("fontpkg-kalam", "Kalam-Light.ttf", "hand"),
+    "hand-caveat": FontFace("fontpkg-caveat", "Caveat[wght].ttf", "hand", weight=400),
+    "hand-marker-bold": FontFace("fontpkg-permanent-marker", "PermanentMarker-Regular.ttf", "hand"),
+    "script-vibes": FontFace("fontpkg-great-vibes", "GreatVibes-Regular.ttf", "script"),
+    "script-yellowtail": FontFace("fontpkg-yellowtail", "Yellowtail-Regular.ttf", "script"),
+    "script-lobster": FontFace("fontpkg-lobster", "Lobster-Regular.ttf", "script"),
+}
 
 
-def font_path(face: FontFace) -> str:
-    return str(resources.files(face.package) / "files" / face.filename)
+class FontMissingError(FileNotFoundError):
+    """A face's package is not installed."""
 
 
-def load_font(face: FontFace, size: int) -> ImageFont.FreeTypeFont:
-    font = ImageFont.truetype(font_path(face), size)
+def font_path(name: str) -> Path:
+    """The face's file, from its distribution's list of installed files: no package code runs to find it."""
+    face = FACES[name]
+    try:
+        distribution = metadata.distribution(face.distribution)
+    except metadata.PackageNotFoundError:
+        raise FontMissingError(
+            f"face {name!r} needs the package {face.distribution}, which is not installed "
+            f"(pip install {face.distribution}; `pip install -e .` installs every face)"
+        ) from None
+    for file in distribution.files or []:
+        if file.name == face.filename:
+            return Path(str(distribution.locate_file(file)))
+    raise FontMissingError(f"{face.distribution} does not contain {face.filename} (face {name!r}); reinstall it")
+
+
+def load_font(name: str, size: int) -> ImageFont.FreeTypeFont:
+    face = FACES[name]
+    font = ImageFont.truetype(str(font_path(name)), size)
     if face.weight is not None:
-        font.set_variation_by_axes([face.weight])
+        axes = font.get_variation_axes()
+        font.set_variation_by_axes([face.weight if a["name"] == b"Weight" else a["default"] for a in axes])
     return font

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE
-from imcaption.captcha.fonts import CAPTCHA_FACES, load_font
+from imcaption.captcha.fonts import FACES, load_font
 from imcaption.captcha.labels import LabelRow, write_labels
 from imcaption.engine.progress import progress_bar
 from imcaption.manifest import claim_folder, mark_complete
@@ -38,21 +38,91 @@ GENERATOR_VERSION = 1  # raise when the same (seed, index) would draw another im
 
 @dataclass(frozen=True)
 class CaptchaStyle:
+    """How captchas are drawn. The defaults are the faithful style: each field imitates a property of the real
+    words_captcha images (DESIGN.md section 2, a8.png, and the likeness figures in BENCHMARKS.md)."""
+
+    name: str = "faithful"
+    # Real images are 600 x 320 8-bit RGB on white.
     width: int = 600
     height: int = 320
-    font_size: tuple[int, int] = (80, 140)
-    letter_size_jitter: float = 0.15
-    max_rotation_deg: float = 15.0
-    max_vertical_offset: int = 18
-    letter_gap: tuple[int, int] = (2, 34)
-    margin: int = 8
-    strokes: tuple[int, int] = (10, 25)
-    stroke_width: tuple[int, int] = (2, 6)
-    speckle_density: tuple[float, float] = (0.006, 0.015)
+    # The four real face classes: about half the real images use a plain regular-weight sans; the rest share a
+    # thin felt-marker hand, a connected italic script and a calligraphic script (a8.png).
+    faces: tuple[str, ...] = ("sans", "marker", "connected-script", "calligraphic")
+    # Relative frequency of each face; None draws them uniformly (the v1 style).
+    face_weights: tuple[float, ...] | None = (3.0, 1.0, 1.0, 1.0)
+    # Em size in px: real letters are about 60-90 px tall for an ascender, a lowercase x about 40 px (a8.png).
+    font_size: tuple[int, int] = (80, 120)
+    # Letters of one word differ a little in size.
+    letter_size_jitter: float = 0.1
+    # Real letters stand nearly upright.
+    max_rotation_deg: float = 8.0
+    # Small vertical offsets between letters.
+    max_vertical_offset: int = 14
+    # Irregular spacing, sometimes a gap as wide as a letter.
+    letter_gap: tuple[int, int] = (4, 64)
+    # The word sits anywhere, sometimes within a few pixels of the border.
+    margin: int = 3
+    # Real images carry 10-25 noise strokes; from 12 up, the ink share comes closer to the real 11-13 %.
+    strokes: tuple[int, int] = (12, 25)
+    # Real strokes look 2-5 px thick; 3-5 gives a8.png's median stroke width (4 px) in likeness.py.
+    stroke_width: tuple[int, int] = (3, 5)
+    # "inside": segments, partial arcs, a few ellipses and dashes, ending inside the image (real border-band ink
+    # is about a fifth of v1's); "v1": imcaption 0.1's strokes, which run off the image.
+    stroke_model: str = "inside"
+    # Shares of straight segments, partial arcs, closed ellipses and short dashes: mostly segments in real images.
+    stroke_kinds: tuple[float, float, float, float] = (0.55, 0.25, 0.07, 0.13)
+    # Share of strokes that may leave the image anyway (a few real ones touch the border).
+    stroke_exit_rate: float = 0.1
+    # Sparse single-pixel dots of random colors: about 75 isolated dots per 10,000 px in a8.png.
+    speckle_density: tuple[float, float] = (0.0055, 0.0135)
     # Colors brighter than this luminance would vanish into the white background.
     max_luminance: float = 200.0
     noise: bool = True
-    faces: tuple[int, ...] = (0, 1, 2, 3)
+
+
+V1_STYLE = CaptchaStyle(
+    name="v1",
+    faces=("brush-script", "handwriting", "rounded-heavy", "italic-hand"),
+    face_weights=None,
+    font_size=(80, 140),
+    letter_size_jitter=0.15,
+    max_rotation_deg=15.0,
+    max_vertical_offset=18,
+    letter_gap=(2, 34),
+    margin=8,
+    strokes=(10, 25),
+    stroke_width=(2, 6),
+    stroke_model="v1",
+    speckle_density=(0.006, 0.015),
+)
+# For a model meant to read captchas it was not trained on: every face of every family, and wider noise.
+WIDE_STYLE = CaptchaStyle(
+    name="wide",
+    faces=tuple(FACES),
+    face_weights=None,
+    font_size=(64, 140),
+    letter_size_jitter=0.15,
+    max_rotation_deg=15.0,
+    max_vertical_offset=20,
+    letter_gap=(0, 72),
+    strokes=(6, 30),
+    stroke_width=(1, 7),
+    stroke_kinds=(0.45, 0.25, 0.12, 0.18),
+    stroke_exit_rate=0.3,
+    speckle_density=(0.0, 0.02),
+)
+STYLES = {style.name: style for style in (CaptchaStyle(), V1_STYLE, WIDE_STYLE)}
+
+
+def check_style(style: CaptchaStyle) -> None:
+    """Refuse a style that cannot draw: unknown faces, weights that do not match them, an unknown stroke model."""
+    unknown = [face for face in style.faces if face not in FACES]
+    if unknown or not style.faces:
+        raise ValueError(f"unknown faces {unknown or '(none given)'}; known: {', '.join(FACES)}")
+    if style.face_weights is not None and len(style.face_weights) != len(style.faces):
+        raise ValueError(f"{len(style.face_weights)} face weights for {len(style.faces)} faces")
+    if style.stroke_model not in ("inside", "v1"):
+        raise ValueError(f"unknown stroke model {style.stroke_model!r}; choose inside or v1")
 
 
 @dataclass
@@ -67,12 +137,12 @@ class FontCache:
     """Loads each (face, size) once per process."""
 
     def __init__(self) -> None:
-        self._fonts: dict[tuple[int, int], ImageFont.FreeTypeFont] = {}
+        self._fonts: dict[tuple[str, int], ImageFont.FreeTypeFont] = {}
 
-    def get(self, face_index: int, size: int) -> ImageFont.FreeTypeFont:
-        key = (face_index, size)
+    def get(self, face: str, size: int) -> ImageFont.FreeTypeFont:
+        key = (face, size)
         if key not in self._fonts:
-            self._fonts[key] = load_font(CAPTCHA_FACES[face_index], size)
+            self._fonts[key] = load_font(face, size)
         return self._fonts[key]
 
 
@@ -106,7 +176,7 @@ def _letter_mask(char: str, font: ImageFont.FreeTypeFont, angle: float) -> tuple
 
 
 def _layout_letters(
-    word: str, face_index: int, rng: np.random.Generator, fonts: FontCache, style: CaptchaStyle
+    word: str, face: str, rng: np.random.Generator, fonts: FontCache, style: CaptchaStyle
 ) -> tuple[list[Image.Image], list[int], list[int]]:
     base_size = int(rng.integers(style.font_size[0], style.font_size[1] + 1))
     jitters = rng.uniform(1 - style.letter_size_jitter, 1 + style.letter_size_jitter, size=len(word))
@@ -121,7 +191,7 @@ def _layout_letters(
         masks, tops = [], []
         for char, jitter, angle in zip(word, jitters, angles, strict=True):
             size = max(12, int(base_size * jitter * scale))
-            mask, top = _letter_mask(char, fonts.get(face_index, size), float(angle))
+            mask, top = _letter_mask(char, fonts.get(face, size), float(angle))
             masks.append(mask)
             tops.append(int(top * scale) + int(offsets[len(masks) - 1] * scale))
         width = sum(m.width for m in masks) + int(sum(gaps) * scale)
@@ -142,7 +212,8 @@ def _layout_letters(
     return masks, xs, ys
 
 
-def _draw_stroke(draw: ImageDraw.ImageDraw, rng: np.random.Generator, style: CaptchaStyle) -> None:
+def _draw_stroke_v1(draw: ImageDraw.ImageDraw, rng: np.random.Generator, style: CaptchaStyle) -> None:
+    """imcaption 0.1's strokes: long lines and large ellipses, many of them running off the image."""
     w, h = style.width, style.height
     color = random_color(rng, style.max_luminance)
     width = int(rng.integers(style.stroke_width[0], style.stroke_width[1] + 1))
@@ -168,6 +239,47 @@ def _draw_stroke(draw: ImageDraw.ImageDraw, rng: np.random.Generator, style: Cap
             draw.arc(box, start, start + rng.uniform(40, 300), fill=color, width=width)
 
 
+def _clip_into(start: np.ndarray, end: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Shorten the segment start-end (start inside the box low-high) so that it ends inside the box."""
+    direction = end - start
+    reach = 1.0
+    for axis in range(2):
+        if end[axis] > high[axis]:
+            reach = min(reach, (high[axis] - start[axis]) / direction[axis])
+        elif end[axis] < low[axis]:
+            reach = min(reach, (low[axis] - start[axis]) / direction[axis])
+    return start + max(reach, 0.0) * direction
+
+
+def _draw_stroke_inside(draw: ImageDraw.ImageDraw, rng: np.random.Generator, style: CaptchaStyle) -> None:
+    """A real-looking noise stroke: it starts inside the image and, unless it is one of the few allowed to
+    leave, ends inside too."""
+    w, h = style.width, style.height
+    color = random_color(rng, style.max_luminance)
+    width = int(rng.integers(style.stroke_width[0], style.stroke_width[1] + 1))
+    kind = int(rng.choice(4, p=np.asarray(style.stroke_kinds) / sum(style.stroke_kinds)))
+    inset = 6 + width if rng.random() >= style.stroke_exit_rate else -40  # 6 px: the border band
+    low, high = np.array([inset, inset], float), np.array([w - inset, h - inset], float)
+    if kind in (0, 3):  # a straight segment across much of the image, or a short dash
+        middle = rng.uniform(np.maximum(low, 0), np.minimum(high, [w, h]))
+        length = rng.uniform(0.3, 1.0) * w if kind == 0 else rng.uniform(12, 60)
+        # Real segments lean towards the horizontal; a quarter of them are steep.
+        tilt = rng.uniform(-35, 35) if rng.random() < 0.75 else rng.uniform(35, 145)
+        half = length / 2 * np.array([np.cos(np.radians(tilt)), np.sin(np.radians(tilt))])
+        ends = [_clip_into(middle, middle + sign * half, low, high) for sign in (-1, 1)]
+        draw.line([tuple(ends[0]), tuple(ends[1])], fill=color, width=width)
+        return
+    center = rng.uniform(np.maximum(low, 0) + 10, np.minimum(high, [w, h]) - 10)
+    radii = rng.uniform([12, 10], [0.3 * w, 0.4 * h])
+    radii = np.maximum(np.minimum(radii, np.minimum(center - low, high - center)), 4)  # keep it in the box
+    box = [*(center - radii), *(center + radii)]
+    if kind == 2:  # a closed ellipse, often narrow
+        draw.ellipse(box, outline=color, width=width)
+    else:  # a partial arc
+        first = rng.uniform(0, 360)
+        draw.arc(box, first, first + rng.uniform(40, 200), fill=color, width=width)
+
+
 def _add_speckle(pixels: np.ndarray, rng: np.random.Generator, style: CaptchaStyle) -> None:
     density = rng.uniform(*style.speckle_density)
     count = int(density * style.width * style.height)
@@ -180,21 +292,29 @@ def render_captcha(
     word: str, rng: np.random.Generator, fonts: FontCache, style: CaptchaStyle = CaptchaStyle()
 ) -> RenderedCaptcha:
     """Draw `word`: one face, each letter its own color, size, tilt and offset; then noise on top."""
-    face_index = style.faces[int(rng.integers(len(style.faces)))]
+    face = _pick_face(rng, style)
     image = Image.new("RGB", (style.width, style.height), (255, 255, 255))
-    masks, xs, ys = _layout_letters(word, face_index, rng, fonts, style)
+    masks, xs, ys = _layout_letters(word, face, rng, fonts, style)
     boxes = []
     for mask, x, y in zip(masks, xs, ys, strict=True):
         image.paste(random_color(rng, style.max_luminance), (x, y, x + mask.width, y + mask.height), mask)
         boxes.append((x, y, x + mask.width, y + mask.height))
     if style.noise:
         draw = ImageDraw.Draw(image)
+        draw_stroke = _draw_stroke_v1 if style.stroke_model == "v1" else _draw_stroke_inside
         for _ in range(int(rng.integers(style.strokes[0], style.strokes[1] + 1))):
-            _draw_stroke(draw, rng, style)
+            draw_stroke(draw, rng, style)
         pixels = np.asarray(image).copy()
         _add_speckle(pixels, rng, style)
         image = Image.fromarray(pixels)
-    return RenderedCaptcha(image, word, CAPTCHA_FACES[face_index].name, boxes)
+    return RenderedCaptcha(image, word, face, boxes)
+
+
+def _pick_face(rng: np.random.Generator, style: CaptchaStyle) -> str:
+    if style.face_weights is None:  # the v1 draw, kept so that v1 images stay byte-identical
+        return style.faces[int(rng.integers(len(style.faces)))]
+    weights = np.asarray(style.face_weights, dtype=float)
+    return style.faces[int(rng.choice(len(style.faces), p=weights / weights.sum()))]
 
 
 def render_index(
@@ -274,6 +394,7 @@ def generate_dataset(
     many images were newly drawn. A rerun after an interrupt only fills the gaps."""
     if count < 7:
         raise ValueError(f"--count must be at least 7 (one image per split), got {count}")
+    check_style(style)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     wanted = dataset_manifest(vocabulary, count, seed, style)

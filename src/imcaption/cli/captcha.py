@@ -25,14 +25,28 @@ if TYPE_CHECKING:
     from imcaption.engine.loop import Trainer
 
 
+# The generator's styles (imcaption.captcha.generator.STYLES), described for --help without importing it.
+STYLE_HELP = {
+    "faithful": "the four real face classes, thin letters, noise that stays inside the image",
+    "v1": "imcaption 0.1's faces and noise, to reproduce earlier results",
+    "wide": "20 faces of every family and wider noise, for robustness to unseen captchas",
+}
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    from imcaption.captcha.generator import generate_dataset
+    from imcaption.captcha.generator import STYLES, generate_dataset
     from imcaption.captcha.vocabulary import default_vocabulary, read_vocabulary
 
     vocabulary = read_vocabulary(args.words) if args.words else default_vocabulary()
-    drawn = generate_dataset(args.out_dir, vocabulary, args.count, args.seed, args.workers, progress=not args.quiet)
+    style = STYLES[args.style]
+    drawn = generate_dataset(
+        args.out_dir, vocabulary, args.count, args.seed, args.workers, style=style, progress=not args.quiet
+    )
     kept = args.count - drawn
-    print(f"{args.out_dir}: {args.count:,} images ({drawn:,} drawn, {kept:,} already there), seed {args.seed}")
+    print(
+        f"{args.out_dir}: {args.count:,} images in the {style.name} style ({drawn:,} drawn, {kept:,} already "
+        f"there), seed {args.seed}"
+    )
     return 0
 
 
@@ -195,6 +209,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     gen.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     gen.add_argument("--words", default=None, metavar="FILE", help="vocabulary, one word per line (default: built in)")
+    gen.add_argument(
+        "--style", choices=list(STYLE_HELP), default="faithful",
+        help="; ".join(f"{name}: {text}" for name, text in STYLE_HELP.items()) + " (default: faithful)",
+    )  # fmt: skip
     add_quiet(gen)
     gen.set_defaults(func=cmd_generate)
 
