@@ -37,11 +37,11 @@ def main() -> None:
     parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
 
-    from imcaption.captcha.generator import generate_dataset
+    from imcaption.captcha.generator import CaptchaStyle, generate_dataset
     from imcaption.captcha.vocabulary import default_vocabulary
 
     results = load_results()
-    results.update({"images": args.count, **provenance(args.shared)})
+    results.update({"images": args.count, "style": CaptchaStyle().name, **provenance(args.shared)})
     if args.stage in ("all", "generate"):
         start = time.perf_counter()
         drawn = generate_dataset(args.data, default_vocabulary(), count=args.count, seed=0)

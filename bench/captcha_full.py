@@ -106,6 +106,7 @@ def main() -> None:
         "augment": trained_with.augment,
         "label_smoothing": trained_with.label_smoothing,
         "parameters": trained_parameters(build_recognizer(recognizer.config)),
+        "parameters_counted": "trained, before BatchNorm folding",
         "input_size": f"{recognizer.size.height}x{recognizer.size.width}",
         "val_exact_match": report.exact_match,
         "val_cer": report.cer,

@@ -63,7 +63,8 @@ def made_by(result: dict) -> str:
     if not result.get("command"):
         return "not recorded (before imcaption 0.2)"
     shared = ", cores shared" if result.get("cores_shared") else ""
-    return f"`{result['command']}` at {result['git_commit'][:7]}{shared}"
+    dirty = " with uncommitted changes" if result["git_commit"].endswith("+changes") else ""
+    return f"`{result['command']}` at {result['git_commit'][:7]}{dirty}{shared}"
 
 
 def num(value: float | None, unit: str = "") -> str:
@@ -77,6 +78,8 @@ def data_section(data: dict | None) -> list[str]:
     cache = data.get("cache_seconds")
     rows = [
         "## Dataset and cache (`bench/captcha_data.py` → `results/captcha_data.json`)",
+        "",
+        f"The default generator style ({data.get('style', 'v1')}), seed 0, both cores.",
         "",
         "| stage | images | wall time | images/s | target | size on disk |",
         "|---|---|---|---|---|---|",
@@ -182,22 +185,112 @@ def scenes_section(scenes: dict | None, mobilenet: dict | None) -> list[str]:
             "Targets (issue 4) for `sat`: " + "; ".join(f"{c} **{'met' if ok else 'not met'}**" for c, ok in checks),
             "",
         ]
+    rows += []
+    if "sat" in scenes and "sat, mobilenet" in scenes:
+        cnn, frozen = scenes["sat"], scenes["sat, mobilenet"]
+        rows += [
+            f"Grounding: with the frozen MobileNetV2 the attention peak lands on the named object for "
+            f"{pct(frozen['grounding'])} of the words (chance {pct(frozen['grounding_chance'])}): well above "
+            f"chance, well below the from-scratch cnn's {pct(cnn['grounding'])}. A likely reason: each cell of the "
+            "backbone's last layer sees much of the 224-px image, so a cell next to an object already says what "
+            "it is, while the cnn's cells see only their neighbourhood. (An earlier figure here put the backbone "
+            "at chance and built a diagnosis on it; it compared boxes in the 128-px scene's pixels with cells of a "
+            "224-px grid. Boxes and cells are now both fractions of the image, which tests check.)",
+            "",
+        ]
     rows += [
-        "Grounding diagnosis: with the frozen MobileNetV2 the captions are right but the attention peak sits on "
-        "the named object hardly more often than chance: the last backbone layer sees the whole 224-px image "
-        "from every cell, so each cell already says which shapes and colors are present and attention has no "
-        "need to move. The from-scratch cnn's cells see only their neighbourhood, so naming a color or a shape "
-        "means looking at it. The doubly stochastic penalty (every cell attended about once per caption) works "
-        "against that on images that are mostly background, so it is off by default; a recipe search on a "
-        "borrowed GPU (exploration, not benchmarked) also found that training each image with all its captions "
-        "in one batch, cheaper on a CPU, grounded worse than batches of captions from 64 different images.",
+        "The doubly stochastic penalty (every cell attended about once per caption) pulled attention off the "
+        "objects on images that are mostly background, so it is off by default; a recipe search on a borrowed "
+        "GPU (exploration, not benchmarked) also found that training each image with all its captions in one "
+        "batch, cheaper on a CPU, grounded worse than batches of captions from 64 different images.",
         "",
     ]
     examples = scenes.get("sat", {}).get("examples", [])
     if examples:
-        rows += ["Greedy `sat` captions of the first held-out images:", ""]
+        rows += ["Greedy `sat` captions of the first test images:", ""]
         rows += [f"- `{e['image']}`: {e['caption']}" for e in examples]
         rows.append("")
+    return rows
+
+
+LIKENESS_FIELDS = (
+    ("ink", "ink share", 100, " %"),
+    ("edge_ink", "ink in the 6-px border band", 100, " %"),
+    ("speckle", "speckle per 10,000 px", 1, ""),
+    ("width_p50", "stroke width, median", 1, " px"),
+    ("width_p90", "stroke width, p90", 1, " px"),
+    ("colors", "ink hues", 1, ""),
+    ("blobs", "blobs ≥ 150 px", 1, ""),
+)
+
+
+def likeness_section(likeness: dict | None) -> list[str]:
+    if not likeness:
+        return []
+    styles = [name for name in ("faithful", "v1", "wide") if name in likeness]
+
+    def cell(stats: dict, scale: float, unit: str, spread: bool) -> str:
+        mean = f"{stats['mean'] * scale:.2f}{unit}"
+        return f"{mean} ({stats['p10'] * scale:.2f}-{stats['p90'] * scale:.2f})" if spread else mean
+
+    rows = [
+        "## Likeness to the real images (`bench/captcha_likeness.py` → `results/captcha_likeness.json`)",
+        "",
+        f"The project's likeness statistics (`../shared/tools/likeness.py`) on the official real sample `a8.png` and "
+        f"on {likeness['count']} images of each generator style (seed 0): mean, and p10-p90 over the images. "
+        "The default style was tuned towards the real images' look (these figures, and real samples seen side "
+        "by side), never towards accuracy. "
+        f"Made by: {made_by(likeness)}.",
+        "",
+        "| statistic | real `a8.png` | " + " | ".join(f"`{name}`" for name in styles) + " |",
+        "|---" * (len(styles) + 2) + "|",
+    ]
+    for key, label, scale, unit in LIKENESS_FIELDS:
+        real = cell(likeness["real_a8"][key], scale, unit, spread=False)
+        generated = [cell(likeness[name][key], scale, unit, spread=True) for name in styles]
+        rows.append(f"| {label} | {real} | " + " | ".join(generated) + " |")
+    return [*rows, ""]
+
+
+def styles_section(styles: dict | None) -> list[str]:
+    if not styles:
+        return []
+    trained = styles["trained_on"]
+    names = list(trained)
+    rows = [
+        "## Train on one style, read another (`bench/captcha_styles.py` → `results/captcha_styles.json`)",
+        "",
+        f"Each style: {styles['count']:,} generated images (seed 0; 5/7 train, 1/7 validation), the default `sat` "
+        f"recognizer trained for {styles['epochs']} epochs (the same steps and compute for every style), best "
+        "checkpoint by its own validation; then each model reads every style's validation split (exact match, "
+        f"greedy) and the real sample `a8.png` (label `{styles['a8_label']}`). Made by: {made_by(styles)}.",
+        "",
+        "| trained on ↓ / read → | " + " | ".join(f"`{n}`" for n in names) + " | `a8.png` read as | training minutes |",
+        "|---" * (len(names) + 3) + "|",
+    ]
+    for name in names:
+        model = trained[name]
+        a8 = model["a8"]
+        reading = f"`{a8['read']}` ({a8['confidence']:.2f})" if a8 else "—"
+        rows.append(
+            f"| `{name}` | "
+            + " | ".join(pct(model["val_exact_match"][other]) for other in names)
+            + f" | {reading} | {model['train_minutes']} |"
+        )
+    rows.append("")
+    if {"faithful", "wide", "v1"} <= set(names):
+        own = trained["faithful"]["val_exact_match"]["faithful"]
+        from_wide = trained["wide"]["val_exact_match"]["faithful"]
+        v1_own = trained["v1"]["val_exact_match"]["v1"]
+        gap = 100 * (own - from_wide)
+        rows += [
+            f"The faithful default is {'harder' if own < v1_own else 'no harder'} to learn than v1: {pct(own)} on "
+            f"its own validation against v1's {pct(v1_own)} on its own ({100 * (own - v1_own):+.2f} points), at the "
+            "same compute. Target (issue 11): the wide "
+            f"model loses at most 3 points on the faithful set against the faithful model: {gap:.2f} points, "
+            f"**{'met' if gap <= 3 else 'not met'}**.",
+            "",
+        ]
     return rows
 
 
@@ -219,9 +312,11 @@ def speed_section(speed: dict | None) -> list[str]:
 
 
 def parameters(result: dict) -> str:
-    """Counted one way (imcaption.models.trained_parameters) by every result that records its command; 0.1
-    counted after BatchNorm folding, so its figure is not shown beside them."""
-    return num(result["parameters"]) if result.get("command") else "— (0.1 counted another way)"
+    """Counted one way (imcaption.models.trained_parameters); earlier results counted after BatchNorm folding,
+    so their figure is not shown beside those."""
+    if result.get("parameters_counted") == "trained, before BatchNorm folding":
+        return num(result["parameters"])
+    return "— (counted after folding)"
 
 
 def model_section(runs: dict[str, dict]) -> list[str]:
@@ -353,6 +448,8 @@ def render() -> str:
         "number.",
         "",
         *data_section(data),
+        *likeness_section(load("captcha_likeness.json")),
+        *styles_section(load("captcha_styles.json")),
         *model_section(runs),
         *rerun_section(runs, load("scenes.json"), load("scenes_v0.1.json")),
         *probe_section(load("captcha_probes.json")),

@@ -48,7 +48,6 @@ FACES: dict[str, FontFace] = {
     "hand-indie": FontFace("fontpkg-indie-flower", "IndieFlower-Regular.ttf", "hand"),
     "hand-kalam": FontFace("fontpkg-kalam", "Kalam-Light.ttf", "hand"),
     "hand-caveat": FontFace("fontpkg-caveat", "Caveat[wght].ttf", "hand", weight=400),
-    "hand-marker-bold": FontFace("fontpkg-permanent-marker", "PermanentMarker-Regular.ttf", "hand"),
     "script-vibes": FontFace("fontpkg-great-vibes", "GreatVibes-Regular.ttf", "script"),
     "script-yellowtail": FontFace("fontpkg-yellowtail", "Yellowtail-Regular.ttf", "script"),
     "script-lobster": FontFace("fontpkg-lobster", "Lobster-Regular.ttf", "script"),

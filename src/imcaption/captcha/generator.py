@@ -39,7 +39,8 @@ GENERATOR_VERSION = 1  # raise when the same (seed, index) would draw another im
 @dataclass(frozen=True)
 class CaptchaStyle:
     """How captchas are drawn. The defaults are the faithful style: each field imitates a property of the real
-    words_captcha images (DESIGN.md section 2, a8.png, and the likeness figures in BENCHMARKS.md)."""
+    words_captcha images, as seen side by side with real samples (the official one is a8.png) and measured by
+    the likeness statistics in BENCHMARKS.md."""
 
     name: str = "faithful"
     # Real images are 600 x 320 8-bit RGB on white.

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 STYLE_HELP = {
     "faithful": "the four real face classes, thin letters, noise that stays inside the image",
     "v1": "imcaption 0.1's faces and noise, to reproduce earlier results",
-    "wide": "20 faces of every family and wider noise, for robustness to unseen captchas",
+    "wide": "all 23 faces, of every family, and wider noise, for robustness to unseen captchas",
 }
 
 
