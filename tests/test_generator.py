@@ -1,9 +1,11 @@
 import os
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from imcaption.captcha.fonts import FACES, FAMILIES
@@ -12,11 +14,13 @@ from imcaption.captcha.generator import (
     TEMP_SUFFIX,
     CaptchaStyle,
     FontCache,
+    check_style,
     generate_dataset,
     render_index,
 )
 from imcaption.captcha.vocabulary import default_vocabulary
 from imcaption.cli import main
+from imcaption.cli.captcha import STYLE_HELP
 
 LABEL_LINE = re.compile(r"^a[0-9]+ [a-z]{3,5}$")
 
@@ -142,13 +146,6 @@ def test_png_files_are_8_bit_rgb_and_lossless(tmp_path: Path) -> None:
 
 
 def test_every_style_is_offered_by_the_cli_and_bad_styles_are_refused(tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    import pytest
-
-    from imcaption.captcha.generator import check_style
-    from imcaption.cli.captcha import STYLE_HELP
-
     assert set(STYLE_HELP) == set(STYLES)
     for style in STYLES.values():
         check_style(style)
