@@ -1,11 +1,12 @@
 """Benchmark: how much each generator style looks like the real words_captcha, by the project's likeness tool.
 
     python -m bench.captcha_likeness [--styles v1 faithful wide] [--count 200]
-                                     [--tool ../shared/tools/likeness.py] [--reference ../shared/reference/a8.png]
+                                     [--tool LIKENESS_PY] [--reference A8_PNG]
 
 Draws --count images of each style (seed 0, the default vocabulary) into a temporary folder, runs the likeness
 tool (ink share, ink in the 6-px border band, speckle, stroke widths, hues, blobs) on them and on the official
-real sample a8.png, and writes bench/results/captcha_likeness.json.
+real sample a8.png, and writes bench/results/captcha_likeness.json. Neither the tool nor a8.png ships with the
+repository: pass their paths (the defaults are where the project's workspace keeps them).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Benchmark: train on one generator style, read another. How much each style generalizes.
 
     python -m bench.captcha_styles [--styles v1 faithful wide] [--count 42000] [--epochs 12]
-                                   [--reference ../shared/reference/a8.png]
+                                   [--reference A8_PNG]
 
 For each style: generates --count images (seed 0) into data/styles/<style> (6/7 labeled, as in the real set,
 split 5/7 train, 1/7 validation, 1/7 test), trains the default sat recognizer for --epochs in
 runs/styles_<style> (resuming an interrupted run), all with the same data size and steps, so the same compute.
 Then every model reads every style's validation split (exact match, greedy) and the real sample a8.png (label
-`lot`). Writes bench/results/captcha_styles.json.
+`lot`; not shipped with the repository, skipped when absent). Writes bench/results/captcha_styles.json.
 """
 
 from __future__ import annotations

@@ -237,8 +237,9 @@ def likeness_section(likeness: dict | None) -> list[str]:
     rows = [
         "## Likeness to the real images (`bench/captcha_likeness.py` → `results/captcha_likeness.json`)",
         "",
-        f"The project's likeness statistics (`../shared/tools/likeness.py`) on the official real sample `a8.png` and "
-        f"on {likeness['count']} images of each generator style (seed 0): mean, and p10-p90 over the images. "
+        "The project's likeness statistics (the tool `bench/captcha_likeness.py --tool` runs) on the official "
+        f"real sample `a8.png` and on {likeness['count']} images of each generator style (seed 0): mean, and "
+        "p10-p90 over the images. "
         "The default style was tuned towards the real images' look (these figures, and real samples seen side "
         "by side), never towards accuracy. "
         f"Made by: {made_by(likeness)}.",

@@ -1,6 +1,6 @@
 """Draw docs/contact_sheet.png: 16 generated captchas beside the official sample a8.png.
 
-python scripts/contact_sheet.py [--style faithful|v1|wide] [--reference ../shared/reference/a8.png]
+python scripts/contact_sheet.py [--style faithful|v1|wide] [--reference A8_PNG]
                                 [--out docs/contact_sheet.png]
 """
 

@@ -1,7 +1,7 @@
 """Draw docs/faces.png: the real sample a8.png above the word `lot` (its label) in every captcha face, at the
 size and in the color of the real letters, to choose faces by eye.
 
-    python scripts/face_sheet.py [--reference ../shared/reference/a8.png] [--out docs/faces.png]
+    python scripts/face_sheet.py [--reference A8_PNG] [--out docs/faces.png]
 """
 
 from __future__ import annotations
