@@ -37,7 +37,7 @@ def test_help_shows_each_tasks_own_defaults(capsys: pytest.CaptureFixture) -> No
         with pytest.raises(SystemExit):
             main([task, "train", "--help"])
         text = " ".join(capsys.readouterr().out.split())
-        assert f"passes over the training set (default: {config.loop.epochs})" in text
+        assert f"passes over the training set (ignored with --minutes) (default: {config.loop.epochs})" in text
         assert f"peak learning rate (AdamW) (default: {config.loop.lr})" in text
     assert CaptchaTrainConfig().loop.epochs != CaptionTrainConfig().loop.epochs
 
@@ -66,3 +66,16 @@ def test_resume_with_a_schedule_changing_flag_is_refused(
     assert "resuming" in capsys.readouterr().out
     steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2]
+
+
+def test_the_main_job_trains_for_an_hour_unless_told_otherwise(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from imcaption.cli.captcha import assignment_options
+
+    assert assignment_options({}, tmp_path)["minutes"] == 60.0
+    assert assignment_options({"minutes": 15.0}, tmp_path)["minutes"] == 15.0  # the quick mode
+    assert assignment_options({"epochs": 2}, tmp_path) == {"epochs": 2, "minutes": 0.0}  # epochs alone: epochs
+    (tmp_path / "last.pt").write_bytes(b"")
+    assert "minutes" not in assignment_options({}, tmp_path)  # a resumed run keeps what it was started with
+    with pytest.raises(SystemExit):
+        main(["captcha", "assignment", "--help"])
+    assert "(default: 60.0)" in " ".join(capsys.readouterr().out.split())

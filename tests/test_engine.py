@@ -22,7 +22,7 @@ from imcaption.engine.interrupt import Interrupted
 from imcaption.engine.loop import Trainer
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.run import open_run
-from imcaption.engine.schedule import warmup_cosine
+from imcaption.engine.schedule import FLOOR, warmup_cosine, warmup_cosine_budget
 
 # 256 training images in batches of 32: 8 steps an epoch, 16 in all; validation every 4 steps on 32 images.
 OPTIONS = dict(epochs=2, batch_size=32, height=32, width=64, train_limit=256, val_limit=32, eval_every=4, keep=2)
@@ -195,3 +195,45 @@ def test_a_killed_training_resumes_to_the_same_weights(
     expected = _weights(straight_run)
     assert all(torch.equal(value, expected[name]) for name, value in _weights(tmp_path).items())
     assert _validated_steps(tmp_path) == [4, 8, 12, 16]
+
+
+# -- time-budgeted runs (--minutes) ------------------------------------------------------------------------------
+BUDGET = dict(OPTIONS, minutes=0.05, eval_every=0, val_subset=8, warmup_steps=2)  # 3 s, validated on 8 images
+
+
+def test_budget_schedule_reaches_its_floor_exactly_when_the_time_is_up() -> None:
+    assert warmup_cosine_budget(0, 4, 0.0) == 0.25  # warmup counts steps
+    assert warmup_cosine_budget(10, 4, 0.0) == pytest.approx(1.0)
+    assert warmup_cosine_budget(10, 4, 0.5) == pytest.approx((1 + FLOOR) / 2)
+    assert warmup_cosine_budget(10, 4, 1.0) == pytest.approx(FLOOR)
+    assert warmup_cosine_budget(10, 4, 1.7) == pytest.approx(FLOOR)  # a run past its budget stays at the floor
+
+
+def test_a_budgeted_run_stops_at_its_budget_validating_a_subset_then_everything(
+    easy_dataset: Path, tmp_path: Path
+) -> None:
+    trainer = open_run(CaptchaTask, easy_dataset, tmp_path, BUDGET, progress=False)
+    state = trainer.run()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # Stopped at the budget (3 s), not after the 16 steps of two epochs, plus one last validation of 32 images.
+    assert 3.0 <= state.wall_seconds < 3.0 + 2.0
+    assert records[-1]["step"] == state.step and trainer.is_done()
+    assert records[-1]["val_images"] == 32 and records[-1]["subset_val_images"] == 8
+    assert all(r["val_images"] == 8 for r in records[:-1]) and len(records) >= 3  # the cadence: 12 per budget
+    assert records[-1]["lr"] < 0.003 * 0.1  # the cosine was near its floor at the last step
+    assert "subset_val_exact_match" not in records[0]
+
+
+def test_a_budgeted_run_resumes_with_the_time_it_had_left(easy_dataset: Path, tmp_path: Path) -> None:
+    trainer = open_run(CaptchaTask, easy_dataset, tmp_path, BUDGET, progress=False)
+    _interrupt_when(trainer, "batch", 5)
+    with pytest.raises(Interrupted):
+        trainer.run()
+    saved = load_checkpoint(tmp_path / "last.pt", RECOGNIZER_FORMAT)["run_state"]
+    assert saved["step"] == 6 and 0 < saved["wall_seconds"] < 3.0
+    resumed = open_run(CaptchaTask, easy_dataset, tmp_path, {}, resume=True, progress=False)
+    assert resumed.budget_spent() == pytest.approx(saved["wall_seconds"] / 3.0, abs=0.02)
+    state = resumed.run()
+    assert state.step > 6 and 3.0 <= state.wall_seconds < 5.0  # both sessions together fill the budget once
+    with pytest.raises(ValueError, match="--minutes 1.0"):
+        open_run(CaptchaTask, easy_dataset, tmp_path, {"minutes": 1.0}, resume=True, progress=False)

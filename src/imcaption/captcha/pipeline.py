@@ -49,11 +49,11 @@ def run_assignment(
     ensure_cache(dataset, progress=progress)
     print(f"[3/5] training in {run_dir}")
     trainer = open_run(CaptchaTask, data_dir, run_dir, options, resume=True, progress=progress)
-    if trainer.state.step >= trainer.stop_step and trainer.state.validated_step >= trainer.stop_step:
+    if trainer.is_done():
         print(f"      already trained ({trainer.state.step:,} steps)")
     else:
         if trainer.state.step:
-            print(f"      resuming at step {trainer.state.step:,} of {trainer.stop_step:,}")
+            print(f"      resuming at {trainer.describe_stop()}")
         trainer.run()
     checkpoint = run_dir / "best.pt"
     recognizer = Recognizer.load(checkpoint, str(trainer.task.device))

@@ -112,14 +112,16 @@ class CaptchaTask:
         loss, exact = self.model.loss(images, targets, self.config.label_smoothing)
         return loss, {"exact_match": exact.float().mean().item()}
 
-    def validate(self) -> dict[str, float]:
+    def validate(self, limit: int | None = None) -> dict[str, float]:
+        val_ids, val_words = self.val_ids[:limit], self.val_words[:limit]
         words: list[str] = []
-        for start in range(0, len(self.val_ids), VALIDATION_BATCH):
-            images = as_batch(self.cache.read(self.val_ids[start : start + VALIDATION_BATCH])).to(self.device)
+        for start in range(0, len(val_ids), VALIDATION_BATCH):
+            images = as_batch(self.cache.read(val_ids[start : start + VALIDATION_BATCH])).to(self.device)
             words += [self.tokenizer.decode(ids) for ids in self.model.decode(images).ids]
         return {
-            "val_exact_match": exact_match(words, self.val_words),
-            "val_cer": character_error_rate(words, self.val_words),
+            "val_exact_match": exact_match(words, val_words),
+            "val_cer": character_error_rate(words, val_words),
+            "val_images": len(val_words),
         }
 
     def description(self) -> dict[str, Any]:

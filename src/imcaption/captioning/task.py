@@ -181,12 +181,12 @@ class CaptionTask:
         ids, _ = search_captions(self.model, inputs, self.spec.max_length, beam)
         return [self.tokenizer.decode(row) for row in ids]
 
-    def validate(self) -> dict[str, float]:
-        rows = np.arange(len(self.val_images))
+    def validate(self, limit: int | None = None) -> dict[str, float]:
+        rows = np.arange(len(self.val_images))[:limit]
         hypotheses = []
         for start in range(0, len(rows), VALIDATION_BATCH):
             hypotheses += self.caption_rows(rows[start : start + VALIDATION_BATCH])
-        refs = {i: list(image.captions) for i, image in enumerate(self.val_images)}
+        refs = {i: list(image.captions) for i, image in enumerate(self.val_images[: len(rows)])}
         return caption_scores(refs, dict(enumerate(hypotheses)), meteor=False)
 
     def description(self) -> dict[str, Any]:

@@ -19,11 +19,15 @@ from imcaption.cli.common import (
     numbered,
     train_command,
 )
+from imcaption.engine.config import with_options
 from imcaption.files import write_text_atomically
 
 if TYPE_CHECKING:
     from imcaption.engine.loop import Trainer
 
+
+# The main job trains for a time budget, not an epoch count: the schedule ends when the hour is up on any machine.
+ASSIGNMENT_MINUTES = 60.0
 
 # The generator's styles (imcaption.captcha.generator.STYLES), described for --help without importing it.
 STYLE_HELP = {
@@ -70,7 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         task = trainer.task
         return (
             f"training {task.config.model} on {len(task.train_ids):,} images, validating on {len(task.val_ids):,};"
-            f" {trainer.total_steps:,} steps of {task.batch_size} on {task.device}"
+            f" {trainer.schedule_text()} of {task.batch_size} on {task.device}"
         )
 
     return train_command(args, CaptchaTask, describe, "exact match")
@@ -165,12 +169,24 @@ def cmd_read(args: argparse.Namespace) -> int:
     return 0
 
 
+def assignment_options(given: dict, run_dir: Path) -> dict:
+    """The main job's training options: a new run trains for ASSIGNMENT_MINUTES unless --minutes or --epochs says
+    otherwise; a run being resumed keeps the budget (or the epochs) it was started with."""
+    if "minutes" in given:
+        return given
+    if "epochs" in given:
+        return {**given, "minutes": 0.0}
+    if (run_dir / "last.pt").is_file():
+        return given
+    return {**given, "minutes": ASSIGNMENT_MINUTES}
+
+
 def cmd_assignment(args: argparse.Namespace) -> int:
     from imcaption.captcha.pipeline import run_assignment
     from imcaption.captcha.task import CaptchaTrainConfig
     from imcaption.engine.interrupt import Interrupted
 
-    options = given_options(args, CaptchaTrainConfig())
+    options = assignment_options(given_options(args, CaptchaTrainConfig()), Path(args.out))
     try:
         run_assignment(args.data_dir, args.out, options, count=args.count, progress=not args.quiet)
     except Interrupted as stop:
@@ -258,5 +274,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--out", default="runs/captcha", metavar="RUN_DIR", help="(default: runs/captcha)")
     run.add_argument("--count", type=int, default=140_000, help="images to generate if DATA_DIR has none")
     add_quiet(run)
-    add_config_options(run, defaults, "training options (a resumed run keeps its saved ones)")
+    add_config_options(
+        run,
+        with_options(defaults, {"minutes": ASSIGNMENT_MINUTES}),
+        "training options (a resumed run keeps its saved ones; --epochs N alone trains N epochs instead of the"
+        " time budget)",
+    )
     run.set_defaults(func=cmd_assignment)

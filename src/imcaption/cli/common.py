@@ -81,7 +81,7 @@ def train_to_the_end(trainer: Trainer, run_dir: str, metric: str) -> int:
     from imcaption.engine.interrupt import Interrupted
 
     if trainer.state.step:
-        print(f"resuming {run_dir}/last.pt at step {trainer.state.step:,} of {trainer.stop_step:,}")
+        print(f"resuming {run_dir}/last.pt at {trainer.describe_stop()}")
     try:
         state = trainer.run()
     except Interrupted as stop:

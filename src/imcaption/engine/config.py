@@ -24,14 +24,24 @@ def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None, o
 class LoopConfig:
     """What every task's training shares: schedule, optimizer, cadence, hardware."""
 
-    epochs: int = option(10, "passes over the training set")
+    epochs: int = option(10, "passes over the training set (ignored with --minutes)")
+    minutes: float = option(
+        0.0,
+        "train for this many minutes of wall time instead of --epochs: the learning rate decays to its floor "
+        "exactly when the time is up, measured as training goes; 0: train for --epochs",
+    )
+    val_subset: int = option(
+        2000, "with --minutes: validate on the first N validation images during training, on all at the end"
+    )
     batch_size: int = option(128, "images per step")
     lr: float = option(3e-3, "peak learning rate (AdamW)")
     weight_decay: float = option(0.01, "AdamW weight decay")
     warmup_steps: int = option(300, "linear warmup steps before the cosine decay")
     grad_clip: float = option(2.0, "clip the gradient norm to this")
     seed: int = option(0, "seed of the weights, the data order and the augmentation")
-    eval_every: int = option(0, "steps between validations; 0: once per epoch", on_resume=True)
+    eval_every: int = option(
+        0, "steps between validations; 0: once per epoch (with --minutes: 12 times over the budget)", on_resume=True
+    )
     max_steps: int = option(0, "stop after this many steps (the schedule stays that of all epochs); 0: no limit",
                             on_resume=True)  # fmt: skip
     keep: int = option(3, "step-N checkpoints to keep beside best.pt and last.pt", on_resume=True)

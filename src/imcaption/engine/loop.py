@@ -6,6 +6,11 @@ AdamW with warmup + cosine (a pure function of the step), clipping, validation c
 checkpoints, metrics.jsonl and curves.png, the progress bar, and exact resume: a checkpoint holds the step,
 the weights, the optimizer, every random state and the best metric, so a resumed run replays the same steps.
 
+A time-budgeted run (`LoopConfig.minutes`) trains until its wall time, summed over sessions, reaches the budget,
+with the cosine driven by the fraction of the budget spent; it validates on a fixed subset as it goes and on
+the whole split at the end. Its steps depend on the machine's speed, so its resume continues the schedule where
+the time stood but cannot replay the same steps bit for bit.
+
 SIGINT/SIGTERM stop the loop between two steps (never inside one); it saves last.pt and raises `Interrupted`.
 A signal during validation abandons it; the resumed run validates that step again before training on.
 """
@@ -26,7 +31,7 @@ from imcaption.engine.checkpoint import CheckpointError, save_checkpoint
 from imcaption.engine.config import LoopConfig
 from imcaption.engine.interrupt import Interrupted, StopRequests
 from imcaption.engine.progress import progress_bar
-from imcaption.engine.schedule import warmup_cosine
+from imcaption.engine.schedule import warmup_cosine, warmup_cosine_budget
 from imcaption.files import write_text_atomically
 from imcaption.visualize import plot_training_curves
 
@@ -55,8 +60,9 @@ class Task(Protocol):
         """Scalar loss of a batch (model in train mode), and batch metrics for the log (may be empty)."""
         ...
 
-    def validate(self) -> dict[str, float]:
-        """Validation metrics, `selection_metric` among them (model in eval mode, no gradients)."""
+    def validate(self, limit: int | None = None) -> dict[str, float]:
+        """Validation metrics, `selection_metric` among them (model in eval mode, no gradients), on the first
+        `limit` validation images (always the same ones), or on all of them."""
         ...
 
     def description(self) -> dict[str, Any]:
@@ -74,6 +80,11 @@ class RunState:
     validated_step: int = 0  # the last step whose validation finished
     best_metric: float = float("-inf")
     wall_seconds: float = 0.0  # training and validation, summed over every session of the run
+    validated_seconds: float = 0.0  # wall_seconds when the last validation finished
+
+
+# A time-budgeted run with no --eval-every validates this many times, evenly over its budget.
+BUDGET_VALIDATIONS = 12
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,55 +102,108 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             [p for p in task.model.parameters() if p.requires_grad], lr=loop.lr, weight_decay=loop.weight_decay
         )
+        self.budget_seconds = loop.minutes * 60
+        if loop.minutes < 0:
+            raise ValueError(f"--minutes must be positive (or 0 for --epochs), got {loop.minutes}")
         self.total_steps = task.steps_per_epoch * loop.epochs
-        self.stop_step = min(self.total_steps, loop.max_steps) if loop.max_steps else self.total_steps
-        self.eval_every = loop.eval_every or task.steps_per_epoch
+        if self.budget_seconds:  # the steps are whatever the time allows
+            self.stop_step = loop.max_steps or 2**62
+        else:
+            self.stop_step = min(self.total_steps, loop.max_steps) if loop.max_steps else self.total_steps
+        self.eval_every = loop.eval_every or (0 if self.budget_seconds else task.steps_per_epoch)
         self.state = RunState()
+        self._session_start = time.perf_counter()
+        self._last_lr = loop.lr
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> RunState:
-        """Train to `stop_step`, validating on the cadence. Raises `Interrupted` after saving on a signal."""
+        """Train to `stop_step` or to the end of the time budget, validating on the cadence. Raises `Interrupted`
+        after saving on a signal."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._forget_records_after(self.state.validated_step)
-        bar = progress_bar(enabled=self.progress, total=self.stop_step, initial=self.state.step, desc="train",
-                           unit="step")  # fmt: skip
+        self._session_start = time.perf_counter()
+        bar = self._progress_bar()
         window = Window()
-        session_start = time.perf_counter()
         with StopRequests() as stop:
             try:
                 while True:
-                    if self._validation_due():
+                    finished = self._finished()
+                    if self._validation_due(finished):
                         window.freeze()
                         with stop.immediate():
-                            metrics = self._validate()
-                        self.state.wall_seconds += time.perf_counter() - session_start
-                        session_start = time.perf_counter()
+                            metrics = self._validate(final=finished)
+                        self._bank_wall_time()
                         self._record(metrics, window, bar)
                         window = Window()
-                    if self.state.step >= self.stop_step:
+                    if finished:
                         break
                     stop.check()
                     loss, batch_metrics = self._train_step()
                     self.state.step += 1
                     window.add(loss, batch_metrics, self.task.batch_size)
                     bar.set_postfix(window.postfix(), refresh=False)
-                    bar.update(1)
+                    bar.update(min(self._elapsed(), bar.total) - bar.n if self.budget_seconds else 1)
             except Interrupted:
                 # Still inside StopRequests: a second Ctrl-C or SIGTERM while saving is recorded, not obeyed.
-                self.state.wall_seconds += time.perf_counter() - session_start
+                self._bank_wall_time()
                 self._save_last()
                 raise
             finally:
                 bar.close()
         return self.state
 
-    def _validation_due(self) -> bool:
+    def _progress_bar(self) -> Any:
+        if self.budget_seconds:
+            return progress_bar(enabled=self.progress, total=round(self.budget_seconds), initial=round(self._elapsed()),
+                                desc="train", unit="s", bar_format=BUDGET_BAR)  # fmt: skip
+        return progress_bar(enabled=self.progress, total=self.stop_step, initial=self.state.step, desc="train",
+                            unit="step")  # fmt: skip
+
+    def _elapsed(self) -> float:
+        """Wall seconds of the run so far: earlier sessions, and this one up to now."""
+        return self.state.wall_seconds + time.perf_counter() - self._session_start
+
+    def _bank_wall_time(self) -> None:
+        now = time.perf_counter()
+        self.state.wall_seconds += now - self._session_start
+        self._session_start = now
+
+    def budget_spent(self) -> float:
+        """The fraction of the time budget used (0 for an epoch-sized run)."""
+        return self._elapsed() / self.budget_seconds if self.budget_seconds else 0.0
+
+    def is_done(self) -> bool:
+        """Trained to the end and validated there: running it again would do nothing."""
+        return self._finished() and self.state.validated_step == self.state.step
+
+    def describe_stop(self) -> str:
+        if self.budget_seconds:
+            return f"{self._elapsed() / 60:.1f} of {self.loop.minutes:g} minutes"
+        return f"step {self.state.step:,} of {self.stop_step:,}"
+
+    def schedule_text(self) -> str:
+        if self.budget_seconds:
+            return f"{self.loop.minutes:g} minutes of steps"
+        return f"{self.total_steps:,} steps"
+
+    def _finished(self) -> bool:
+        return self.state.step >= self.stop_step or (bool(self.budget_seconds) and self.budget_spent() >= 1.0)
+
+    def _validation_due(self, finished: bool) -> bool:
         step = self.state.step
-        return step > self.state.validated_step and (step % self.eval_every == 0 or step == self.stop_step)
+        if step <= self.state.validated_step:
+            return False
+        if finished:
+            return True
+        if self.eval_every:
+            return step % self.eval_every == 0
+        interval = self.budget_seconds / BUDGET_VALIDATIONS
+        return self._elapsed() >= self.state.validated_seconds + interval
 
     def _train_step(self) -> tuple[float, dict[str, float]]:
+        self._last_lr = self.lr(self.state.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr(self.state.step)
+            group["lr"] = self._last_lr
         batch = self.task.batch(self.state.step)
         self.task.model.train()
         loss, metrics = self.task.loss(batch)
@@ -150,24 +214,35 @@ class Trainer:
         return loss.item(), metrics
 
     def lr(self, step: int) -> float:
+        if self.budget_seconds:
+            return self.loop.lr * warmup_cosine_budget(step, self.loop.warmup_steps, self.budget_spent())
         return self.loop.lr * warmup_cosine(step, self.loop.warmup_steps, self.total_steps)
 
-    def _validate(self) -> dict[str, float]:
+    def _validate(self, final: bool) -> dict[str, float]:
+        """A budgeted run validates on the subset as it goes; at the end, on the whole split, plus the subset
+        again (as `subset_<metric>`) so that the last checkpoint competes for best.pt on the same images."""
         self.task.model.eval()
         with torch.no_grad():
-            return self.task.validate()
+            if not self.budget_seconds:
+                return self.task.validate()
+            subset = self.task.validate(self.loop.val_subset)
+            if not final:
+                return subset
+            return {**self.task.validate(), **{f"subset_{name}": value for name, value in subset.items()}}
 
     def _record(self, metrics: dict[str, float], window: Window, bar: Any) -> None:
         self.state.validated_step = self.state.step
+        self.state.validated_seconds = self.state.wall_seconds
         record = {
             "step": self.state.step,
             "epoch": self.state.step / self.task.steps_per_epoch,
             "wall_minutes": self.state.wall_seconds / 60,
-            "lr": self.lr(self.state.step),
+            "lr": self._last_lr if self.budget_seconds else self.lr(self.state.step),
             **window.summary(),
             **metrics,
         }
-        score = metrics[self.task.kind.selection_metric]
+        selection = self.task.kind.selection_metric
+        score = metrics.get(f"subset_{selection}", metrics[selection])
         is_best = score > self.state.best_metric
         if is_best:
             self.state.best_metric = score
@@ -179,7 +254,7 @@ class Trainer:
         plot_training_curves(
             self.run_dir / "metrics.jsonl", self.run_dir / "curves.png", self.task.kind.selection_metric
         )
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        shown = ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in metrics.items())
         bar.write(f"step {self.state.step}: {shown}, {record['wall_minutes']:.1f} min")
 
     # -- checkpoints ---------------------------------------------------------------------------------------
@@ -235,6 +310,9 @@ class Trainer:
             kept = [line for line in lines if (record := _decoded(line)) is not None and record["step"] <= step]
             if len(kept) != len(lines):
                 write_text_atomically(log, "".join(line + "\n" for line in kept))
+
+
+BUDGET_BAR = "{desc}: {percentage:3.0f}%|{bar}| {elapsed} of the budget, {remaining} left{postfix}"
 
 
 def _decoded(line: str) -> dict | None:
