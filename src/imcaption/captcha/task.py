@@ -25,8 +25,12 @@ VALIDATION_BATCH = 500
 
 @dataclass(frozen=True)
 class CaptchaTrainConfig:
-    model: str = option("sat", "sat: attention + GRU (Show, Attend and Tell); ctc: BiGRU over columns + CTC",
-                        choices=RECOGNIZERS)  # fmt: skip
+    model: str = option(
+        "sat",
+        "sat: attention + GRU (Show, Attend and Tell); par: position queries attending over the grid, all letters"
+        " at once; ctc: BiGRU over columns + CTC; crnn: the peer, a standard captcha CRNN (gray CNN5 + BiLSTM + CTC)",
+        choices=RECOGNIZERS,
+    )
     height: int = option(64, "model input height in pixels (divisible by 16)")
     width: int = option(128, "model input width in pixels (divisible by 8)")
     augment: str = option(

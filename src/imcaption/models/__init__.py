@@ -6,11 +6,13 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from imcaption.models.crnn import CRNNRecognizer
 from imcaption.models.ctc import CTCRecognizer
 from imcaption.models.encoder import ConvEncoder, EncoderConfig
+from imcaption.models.parallel import ParallelRecognizer
 from imcaption.models.sat import SATRecognizer
 
-RECOGNIZERS = ("sat", "ctc")
+RECOGNIZERS = ("sat", "par", "ctc", "crnn")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class RecognizerConfig:
     attention: int = 128
     vocab_size: int = 29
     max_length: int = 5
+    layers: int = 2  # par: query blocks
+    heads: int = 4  # par: attention heads
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -34,11 +38,15 @@ class RecognizerConfig:
 def build_recognizer(config: RecognizerConfig) -> nn.Module:
     if config.kind not in RECOGNIZERS:
         raise ValueError(f"unknown model {config.kind!r}; choose one of {', '.join(RECOGNIZERS)}")
+    if config.kind == "crnn":  # the peer brings its own CNN
+        return CRNNRecognizer(config.encoder.height, config.vocab_size)
     encoder = ConvEncoder(config.encoder)
     if config.kind == "sat":
         return SATRecognizer(
             encoder, config.vocab_size, config.hidden, config.embed, config.attention, config.max_length
         )
+    if config.kind == "par":
+        return ParallelRecognizer(encoder, config.vocab_size, config.max_length, config.layers, config.heads)
     return CTCRecognizer(encoder, config.vocab_size, config.hidden)
 
 

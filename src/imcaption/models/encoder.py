@@ -27,6 +27,15 @@ class EncoderConfig:
         return self.height // 16, self.width // self.column_stride
 
 
+def fuse_conv_batch_norm_blocks(module: nn.Module) -> None:
+    """Fold the BatchNorm of every (conv, BatchNorm, ...) block in `module.layers` into its convolution, in
+    place; puts `module` in eval mode."""
+    module.eval()
+    for index, block in enumerate(module.layers):
+        if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
+            module.layers[index] = nn.Sequential(fuse_conv_bn_eval(block[0], block[1]), *block[2:])
+
+
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
@@ -68,10 +77,7 @@ class ConvEncoder(nn.Module):
         """For inference only: fold each BatchNorm into the convolution before it. The outputs stay the same
         (up to rounding) and each block makes one pass over its activations fewer. Puts the encoder in eval mode;
         a fused encoder cannot be trained or saved as a checkpoint."""
-        self.eval()
-        for index, block in enumerate(self.layers):
-            if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
-                self.layers[index] = nn.Sequential(fuse_conv_bn_eval(block[0], block[1]), block[2])
+        fuse_conv_batch_norm_blocks(self)
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
