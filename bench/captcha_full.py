@@ -1,6 +1,7 @@
 """Benchmark: the full protocol (BENCHMARKS.md, "Recognizers") for one recognizer.
 
     python -m bench.captcha_full --model sat [--data data/words_captcha] [--run runs/bench_sat] [--epochs N]
+    python -m bench.captcha_full --model par --minutes 60 --name par_60 [-- TRAIN_OPTIONS...]
 
 Uses the dataset in --data (generate it with bench/captcha_data.py: 140,000 images, seed 0), trains with the
 default configuration (resuming an interrupted run), evaluates the best checkpoint on the 20,000 validation
@@ -45,12 +46,17 @@ def peak_rss_gb(previous_results: Path, curve: list[dict]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["sat", "ctc"], default="sat")
+    parser.add_argument("--model", choices=["sat", "par", "ctc", "crnn"], default="sat")
+    parser.add_argument("--name", default=None, help="results name (default: the model's)")
     parser.add_argument("--data", default="data/words_captcha")
-    parser.add_argument("--run", default=None, help="run folder (default runs/bench_<model>)")
+    parser.add_argument("--run", default=None, help="run folder (default runs/bench_<name>)")
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    parser.add_argument("--minutes", type=float, default=None, help="train for this time budget instead of epochs")
     parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, options = parser.parse_args(argv[:split]), argv[split + 1 :]
+    name = args.name or args.model
 
     from bench.provenance import provenance
     from imcaption.api import Recognizer
@@ -65,9 +71,10 @@ def main() -> None:
     from imcaption.visualize import read_metrics
 
     made_by = provenance(args.shared)
-    run = Path(args.run or f"runs/bench_{args.model}")
+    run = Path(args.run or f"runs/bench_{name}")
     epochs = args.epochs or CaptchaTrainConfig().loop.epochs
-    train_args = ["captcha", "train", args.data, "--out", str(run), "--model", args.model, "--epochs", str(epochs)]
+    schedule = ["--minutes", str(args.minutes)] if args.minutes else ["--epochs", str(epochs)]
+    train_args = ["captcha", "train", args.data, "--out", str(run), "--model", args.model, *schedule, *options]
     if (run / "last.pt").is_file():
         train_args.append("--resume")
     if cli(train_args) != 0:
@@ -92,17 +99,19 @@ def main() -> None:
     val_lexicon = read_cached(recognizer, cache, val.indices, lexicon=trie)
     lexicon_report = recognition_report(list(val.indices), val_lexicon.words, dataset.words(val))
     beam_report = None
-    if args.model == "sat":
+    if args.model in ("sat", "par"):
         val_beam = read_cached(recognizer, cache, val.indices, beam=3)
         beam_report = recognition_report(list(val.indices), val_beam.words, dataset.words(val))
 
     curve = read_metrics(run / "metrics.jsonl")
     speeds = [p["train_images_per_s"] for p in curve if "train_images_per_s" in p]
-    out = RESULTS / f"captcha_full_{args.model}.json"
+    out = RESULTS / f"captcha_full_{name}.json"
     trained_with = CaptchaTrainConfig.from_dict(load_checkpoint(run / "best.pt", RECOGNIZER_FORMAT)["config"])
     results = {
         "model": args.model,
-        "epochs": epochs,
+        "epochs": None if args.minutes else epochs,
+        "budget_minutes": args.minutes,
+        "options": " ".join(options),
         "augment": trained_with.augment,
         "label_smoothing": trained_with.label_smoothing,
         "parameters": trained_parameters(build_recognizer(recognizer.config)),
@@ -122,14 +131,19 @@ def main() -> None:
         "peak_rss_gb": peak_rss_gb(out, curve),
         **made_by,
         "curve": [
-            {"step": p["step"], "wall_minutes": round(p["wall_minutes"], 2), "val_exact_match": p["val_exact_match"]}
+            {
+                "step": p["step"],
+                "wall_minutes": round(p["wall_minutes"], 2),
+                "val_exact_match": p["val_exact_match"],
+                "val_images": p.get("val_images", len(val)),  # a budgeted run validates a subset as it goes
+            }
             for p in curve
         ],
         "top_confusions": report.summary()["top_confusions"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out, json.dumps(results, indent=2) + "\n")
-    shutil.copy(run / "curves.png", RESULTS / f"curve_{args.model}.png")
+    shutil.copy(run / "curves.png", RESULTS / f"curve_{name}.png")
     print(json.dumps({k: v for k, v in results.items() if k not in ("curve", "top_confusions")}, indent=2))
 
 

@@ -79,3 +79,12 @@ def test_the_main_job_trains_for_an_hour_unless_told_otherwise(tmp_path: Path, c
     with pytest.raises(SystemExit):
         main(["captcha", "assignment", "--help"])
     assert "(default: 60.0)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_encoder_channels_are_parsed_or_refused_by_name() -> None:
+    from imcaption.captcha.task import encoder_channels
+
+    assert encoder_channels("16,32,64,192") == (16, 32, 64, 192)
+    for bad in ("16,32,64", "16,32,64,x", "16,32,0,128"):
+        with pytest.raises(ValueError, match="--channels takes four positive whole numbers"):
+            encoder_channels(bad)

@@ -71,3 +71,43 @@ def test_square_cells_halve_the_columns_and_match_the_grid():
     assert scenes(torch.zeros(1, 3, 64, 64)).shape[-2:] == (4, 4) == scenes.config.grid
     with pytest.raises(ValueError, match="column_stride"):
         ConvEncoder(EncoderConfig(64, 64, column_stride=4))
+
+
+def test_parallel_decoder_reads_every_position_at_once() -> None:
+    """par: logits for all six positions from one pass; a position's logits never depend on the token read before
+    it (what makes its beam search over a lexicon exact), and its attention rows are distributions over the grid."""
+    torch.manual_seed(0)
+    model = build_recognizer(RecognizerConfig("par", EncoderConfig(32, 64))).eval()
+    images = torch.rand(2, 3, 32, 64) * 255
+    logits, attention = model(images)
+    assert logits.shape == (2, 6, 29) and attention.shape == (2, 6, 2 * 8)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(2, 6))
+    state = model.start(images)
+    first, state, _ = model.step(torch.tensor([5, 5]), state)
+    second_after_5, _, _ = model.step(torch.tensor([5, 5]), state)
+    second_after_9, _, _ = model.step(torch.tensor([9, 9]), state)
+    torch.testing.assert_close(first, logits[:, 0])
+    torch.testing.assert_close(second_after_5, second_after_9)
+    torch.testing.assert_close(second_after_5, logits[:, 1])
+    searched = model.decode(images)
+    assert searched.attention.shape[0] == 2 and searched.attention.shape[2:] == (2, 8)
+
+
+def test_crnn_peer_reads_gray_64_pixel_high_images() -> None:
+    torch.manual_seed(0)
+    model = build_recognizer(RecognizerConfig("crnn", EncoderConfig(64, 128))).eval()
+    images = torch.rand(2, 3, 64, 128) * 255
+    log_probs = model(images)
+    assert log_probs.shape == (2, 16, 29)  # 16 columns for CTC, as the ctc model at 64x128
+    # Gray input: the colors of the channels, permuted, change nothing.
+    torch.testing.assert_close(model(images[:, [2, 0, 1]]), log_probs, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="64-pixel-high"):
+        build_recognizer(RecognizerConfig("crnn", EncoderConfig(32, 64)))
+    for module in model.modules():  # non-trivial running statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    expected = model(images)
+    model.encoder.fuse_batch_norm()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(model(images), expected, atol=1e-4, rtol=1e-4)

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -40,6 +41,20 @@ def test_sat_learns_to_read_held_out_images(trained_sat: Path, easy_dataset: Pat
     assert accuracy >= 0.6, f"held-out exact match {accuracy:.2%}"
 
 
+def test_par_learns_to_read_held_out_images(easy_dataset: Path, tmp_path: Path) -> None:
+    options = dict(model="par", epochs=12, batch_size=32, warmup_steps=50, height=32, width=64, augment="none")
+    open_run(CaptchaTask, easy_dataset, tmp_path, options, progress=False).run()
+    recognizer = Recognizer.load(tmp_path / "best.pt")
+    images, truths = _val_batch(easy_dataset, recognizer.size)
+    readings = recognizer.read(images.permute(0, 2, 3, 1).to(torch.uint8).numpy(), attention=True)
+    accuracy = sum(r.word == t for r, t in zip(readings, truths, strict=True)) / len(truths)
+    assert accuracy >= 0.6, f"held-out exact match {accuracy:.2%}"
+    # One attention map per step read (letters and <end>), each a distribution over the grid.
+    first = readings[0]
+    assert first.attention.shape == (len(first.word) + 1, 2, 8)
+    assert np.allclose(first.attention.sum(axis=(1, 2)), 1.0, atol=1e-5)
+
+
 def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_sat: Path, easy_dataset: Path) -> None:
     recognizer = Recognizer.load(trained_sat)
     images, _ = _val_batch(easy_dataset, recognizer.size)
@@ -56,7 +71,7 @@ def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_sat: P
     assert recognizer.decode(images, beam=1).words == words  # the default path is greedy
 
 
-@pytest.mark.parametrize("kind", ["sat", "ctc"])
+@pytest.mark.parametrize("kind", ["sat", "par", "ctc"])
 @pytest.mark.parametrize("beam", [1, 3])
 def test_lexicon_constraint_only_outputs_listed_words(kind: str, beam: int) -> None:
     torch.manual_seed(1)

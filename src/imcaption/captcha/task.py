@@ -31,6 +31,11 @@ class CaptchaTrainConfig:
         " at once; ctc: BiGRU over columns + CTC; crnn: the peer, a standard captcha CRNN (gray CNN5 + BiLSTM + CTC)",
         choices=RECOGNIZERS,
     )
+    channels: str = option(
+        "16,32,64,128",
+        "encoder channels of its four stages, comma-separated; the last two run at 1/4 and 1/8 of the input"
+        " width, where width costs least per pixel",
+    )
     height: int = option(64, "model input height in pixels (divisible by 16)")
     width: int = option(128, "model input width in pixels (divisible by 8)")
     augment: str = option(
@@ -61,6 +66,17 @@ class CaptchaTrainConfig:
         return config_from_dict(cls, state)
 
 
+def encoder_channels(text: str) -> tuple[int, int, int, int]:
+    """"16,32,64,128" -> (16, 32, 64, 128); anything else is a clear error."""
+    try:
+        channels = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        channels = ()
+    if len(channels) != 4 or min(channels) < 1:
+        raise ValueError(f"--channels takes four positive whole numbers such as 16,32,64,128; got {text!r}")
+    return channels  # type: ignore[return-value]
+
+
 class CaptchaTask:
     """The captcha side of the training loop (imcaption.engine.loop.Task)."""
 
@@ -72,6 +88,7 @@ class CaptchaTask:
         """`saved`: the checkpoint a run resumes from (nothing in it is needed here: the charset is fixed)."""
         # Resolved first, so an unknown mode or device fails before any data is opened.
         self.augmentation = None if config.augment == "none" else augment_config(config.augment)
+        channels = encoder_channels(config.channels)
         self.device = resolve_device(config.loop.device)
         self.config = config
         self.batch_size = config.loop.batch_size
@@ -89,7 +106,7 @@ class CaptchaTask:
         self.val_words = [dataset.labels[i] for i in self.val_ids]
         self.model_config = RecognizerConfig(
             kind=config.model,
-            encoder=EncoderConfig(config.height, config.width),
+            encoder=EncoderConfig(config.height, config.width, channels),
             vocab_size=self.tokenizer.vocab_size,
             max_length=self.tokenizer.max_length,
         )

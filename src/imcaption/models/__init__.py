@@ -32,7 +32,8 @@ class RecognizerConfig:
 
     @classmethod
     def from_dict(cls, state: dict) -> RecognizerConfig:
-        return cls(**{**state, "encoder": EncoderConfig(**state["encoder"])})
+        encoder = {**state["encoder"], "channels": tuple(state["encoder"].get("channels", EncoderConfig.channels))}
+        return cls(**{**state, "encoder": EncoderConfig(**encoder)})
 
 
 def build_recognizer(config: RecognizerConfig) -> nn.Module:
