@@ -335,6 +335,27 @@ def speed_section(speed: dict | None) -> list[str]:
     return [*rows, "", f"Made by: {made_by(speed)}.", ""]
 
 
+def profile_section(profiles: dict[str, dict]) -> list[str]:
+    """Inference speed of trained recognizers and where the time goes (bench/infer_profile.py)."""
+    if not profiles:
+        return []
+    rows = [
+        "## Where inference time goes (`bench/infer_profile.py` → `results/infer_profile_<name>.json`)",
+        "",
+        "Greedy reading of validation images from the cache in batches of 500 on the 2 cores (BatchNorm folded "
+        "into the convolutions, channels-last weights, no gradients), then torch.profiler over 4 batches: the "
+        "share of the operators' own CPU time by kind.",
+        "",
+    ]
+    for name, r in profiles.items():
+        shares = "; ".join(f"{group} {pct(share)}" for group, share in r["time_share"].items())
+        rows += [
+            f"- `{name}` ({r['model']}, {r['images']:,} images): **{num(r['images_per_s'])} images/s**, "
+            f"{r['microseconds_per_image']} µs per image. Time: {shares}. Made by: {made_by(r)}.",
+        ]
+    return [*rows, ""]
+
+
 def parameters(result: dict) -> str:
     """Counted one way (imcaption.models.trained_parameters); earlier results counted after BatchNorm folding,
     so their figure is not shown beside those."""
@@ -500,6 +521,9 @@ def render() -> str:
         *model_section(runs),
         *rerun_section(runs, load("scenes.json"), load("scenes_v0.1.json")),
         *probe_section(load("captcha_probes.json")),
+        *profile_section(
+            {path.stem[14:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("infer_profile_*.json"))}
+        ),
         *speed_section(load("encoder_speed.json")),
         *scenes_section(load("scenes.json"), load("scenes_mobilenet.json")),
         EXPLORATION,

@@ -67,7 +67,7 @@ class CaptchaTrainConfig:
 
 
 def encoder_channels(text: str) -> tuple[int, int, int, int]:
-    """"16,32,64,128" -> (16, 32, 64, 128); anything else is a clear error."""
+    """ "16,32,64,128" -> (16, 32, 64, 128); anything else is a clear error."""
     try:
         channels = tuple(int(part) for part in text.split(","))
     except ValueError:

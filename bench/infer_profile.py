@@ -1,0 +1,103 @@
+"""Inference speed of a trained recognizer and where its time goes.
+
+    python -m bench.infer_profile runs/bench_sat/best.pt --name sat   # -> bench/results/infer_profile_sat.json
+
+Reads the first --count validation images from the cache in batches of --batch (greedy decoding, as the answer
+file is written), reports images/s and microseconds per image, then profiles --profile-batches batches with
+torch.profiler and groups the operators' own CPU time: convolutions, matrix products (linear layers, attention,
+recurrent cells), normalization and activations, and the rest. Run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from imcaption.files import write_text_atomically
+
+RESULTS = Path(__file__).parent / "results"
+GROUPS = {
+    "convolution": ("conv", "mkldnn_convolution"),
+    "matrix products (linear, attention, recurrent cells)": ("addmm", "mm", "bmm", "matmul", "linear", "gru", "lstm"),
+    "normalization, activations, softmax": ("norm", "relu", "gelu", "tanh", "sigmoid", "softmax", "max_pool"),
+}
+
+
+def group_of(operator: str) -> str:
+    name = operator.lower().removeprefix("aten::")
+    for group, keys in GROUPS.items():
+        if any(key == name or name.startswith(key) or name.endswith(key) for key in keys):
+            return group
+    return "everything else (copies, indexing, the search loop's small operators)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--data", default="data/words_captcha")
+    parser.add_argument("--count", type=int, default=10_000, help="validation images to time")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--profile-batches", type=int, default=4)
+    parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
+    args = parser.parse_args()
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from bench.provenance import provenance
+    from imcaption.api import Recognizer
+    from imcaption.captcha.dataset import CaptchaDataset
+    from imcaption.captcha.image_cache import ensure_cache
+    from imcaption.captcha.reading import read_cached
+    from imcaption.images import as_batch
+
+    made_by = provenance(args.shared)
+    dataset = CaptchaDataset.open(args.data)
+    recognizer = Recognizer.load(args.checkpoint)
+    cache = ensure_cache(dataset, recognizer.size)
+    ids = list(dataset.split("val").indices)[: args.count]
+    read_cached(recognizer, cache, ids[: args.batch], args.batch, progress=False)  # warm-up
+    start = time.perf_counter()
+    read_cached(recognizer, cache, ids, args.batch, progress=False)
+    seconds = time.perf_counter() - start
+
+    batches = [
+        as_batch(cache.read(ids[i : i + args.batch])) for i in range(0, args.batch * args.profile_batches, args.batch)
+    ]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for images in batches:
+            recognizer.decode(images)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    grouped: dict[str, float] = {}
+    for event in events:
+        grouped[group_of(event.key)] = grouped.get(group_of(event.key), 0.0) + event.self_cpu_time_total
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]
+    result = {
+        "model": recognizer.config.kind,
+        "checkpoint": args.checkpoint,
+        "images": len(ids),
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "images_per_s": round(len(ids) / seconds, 1),
+        "microseconds_per_image": round(1e6 * seconds / len(ids), 1),
+        "time_share": {
+            group: round(value / total, 4) for group, value in sorted(grouped.items(), key=lambda kv: -kv[1])
+        },
+        "top_operators": [{"operator": e.key, "share": round(e.self_cpu_time_total / total, 4)} for e in top],
+        **made_by,
+    }
+    out = RESULTS / f"infer_profile_{args.name}.json"
+    write_text_atomically(out, json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
