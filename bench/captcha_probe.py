@@ -30,6 +30,7 @@ RESULTS = Path(__file__).parent / "results" / "captcha_probes.json"
 
 def probe_row(run: Path) -> dict:
     """What a finished budgeted run says about its recipe."""
+    from bench.captcha_full import minutes_to
     from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTrainConfig
     from imcaption.engine.checkpoint import load_checkpoint
     from imcaption.models import RecognizerConfig, build_recognizer, trained_parameters
@@ -41,7 +42,6 @@ def probe_row(run: Path) -> dict:
     config = CaptchaTrainConfig.from_dict(saved["config"])
     during = curve[:-1]  # the subset validations; the last record is the whole split
     speeds = [p["train_images_per_s"] for p in curve if "train_images_per_s" in p]
-    to_90 = next((round(p["wall_minutes"], 2) for p in during if p["val_exact_match"] >= 0.9), None)
     return {
         "model": config.model,
         "budget_minutes": config.loop.minutes,
@@ -52,7 +52,7 @@ def probe_row(run: Path) -> dict:
         "val_cer": round(last["val_cer"], 5),
         "val_images": last["val_images"],
         "val_subset_exact_match": last["subset_val_exact_match"],
-        "minutes_to_90_subset": to_90,
+        "minutes_to_90_subset": minutes_to(during, 0.90),
         "train_minutes": round(last["wall_minutes"], 2),
         "train_images_per_s": round(sum(speeds) / len(speeds), 1),
         "curve_subset": [

@@ -78,7 +78,8 @@ def main() -> None:
     total = sum(e.self_cpu_time_total for e in events)
     grouped: dict[str, float] = {}
     for event in events:
-        grouped[group_of(event.key)] = grouped.get(group_of(event.key), 0.0) + event.self_cpu_time_total
+        group = group_of(event.key)
+        grouped[group] = grouped.get(group, 0.0) + event.self_cpu_time_total
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]
     result = {
         "model": recognizer.config.kind,
