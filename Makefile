@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint clean-venv
+.PHONY: run test lint clean-venv browser
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/imcaption captcha assignment data/words_captcha --out runs/captcha
 
-test: $(STAMP)
+browser:
+	@scripts/install_browser.sh
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/python -m pytest
 

@@ -517,6 +517,71 @@ def rerun_section(runs: dict[str, dict], scenes: dict | None, scenes_before: dic
     return [*rows, ""]
 
 
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def onnx_section(speeds: dict[str, dict]) -> list[str]:
+    """PyTorch against ONNX Runtime on one model (bench/onnx_speed.py)."""
+    if not speeds:
+        return []
+    rows = [
+        "## Deployment: ONNX Runtime against PyTorch (`bench/onnx_speed.py` → `results/onnx_speed_<name>.json`)",
+        "",
+        "The same checkpoint read by both backends back to back, greedy decoding, inputs from the cache (no PNG "
+        "decoding), the 2 cores. Target (issue 13): ONNX Runtime at least 1.5x PyTorch's images/s at batch 256, "
+        "with identical words.",
+        "",
+        "| model | backend | batch 256 images/s | batch 1 images/s | batch 1 p50 | batch 1 p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for name, r in speeds.items():
+        for backend in ("pytorch", "onnxruntime"):
+            b = r[backend]
+            rows.append(
+                f"| `{name}` ({r['model']}) | {backend} | {num(b['batch_256_images_per_s'])} | "
+                f"{num(b['batch_1']['images_per_s'])} | {b['batch_1']['p50_ms']} ms | {b['batch_1']['p99_ms']} ms |"
+            )
+        speedup = r["onnx_speedup_batch_256"]
+        notes.append(
+            f"- `{name}`: ONNX Runtime {speedup}x PyTorch at batch 256 ({met(speedup >= 1.5)}), "
+            f"{r['onnx_speedup_batch_1']}x at batch 1; same words on {r['same_words']:,} of {r['parity_images']:,} "
+            f"validation images, largest logit difference {r['max_logit_difference']:.1e}; the .onnx file is "
+            f"{r['onnx_bytes']:,} bytes. Made by: {made_by(r)}."
+        )
+    return [*rows, "", *notes, ""]
+
+
+def serve_section(serve: dict | None) -> list[str]:
+    """The HTTP service under load and abuse (bench/serve.py)."""
+    if not serve:
+        return []
+    load_, abuse = serve["load"], serve["abuse"]
+    fast = load_["images_per_s"] >= 500 and load_["p99_ms"] < 250
+    clean = load_["errors"] == 0 and load_["server_peak_rss_gb"] < 1.5
+    return [
+        "## Deployment: the HTTP service on loopback (`bench/serve.py` → `results/serve.json`)",
+        "",
+        f"`imcaption serve` as its own process; {serve['clients']} concurrent clients (one Python process on the "
+        f"same 2 cores) each sending single images ({serve['image']}) for {serve['seconds']:g} s.",
+        "",
+        "| images/s | p50 | p95 | p99 | errors | server peak RSS |",
+        "|---|---|---|---|---|---|",
+        f"| {num(load_['images_per_s'])} | {load_['p50_ms']} ms | {load_['p95_ms']} ms | {load_['p99_ms']} ms | "
+        f"{load_['errors']} of {load_['requests']:,} | {load_['server_peak_rss_gb']} GB |",
+        "",
+        f"- Targets (issue 13): >= 500 images/s with p99 < 250 ms: {met(fast)}; zero errors and peak RSS < 1.5 GB: "
+        f"{met(clean)}.",
+        f"- Abuse corpus ({abuse['cases']} kinds of bad request, {abuse['requests']:,} requests): "
+        f"{abuse['server_errors_5xx']} answers 5xx, {len(abuse['unexpected'])} answers other than the expected 4xx, "
+        f"server up afterwards: {'yes' if abuse['alive_after'] else '**no**'}; RSS {abuse['rss_before_gb']} GB "
+        f"before, {abuse['rss_after_gb']} GB after (peak {abuse['server_peak_rss_gb']} GB).",
+        f"- Made by: {made_by(serve)}.",
+        "",
+    ]
+
+
 def _cpus(result: dict) -> list[str]:
     """Every CPU a result (or a result nested in it) records."""
     found = [result["cpu"]] if isinstance(result.get("cpu"), str) else []
@@ -551,6 +616,10 @@ def render() -> str:
             {path.stem[14:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("infer_profile_*.json"))}
         ),
         *speed_section(load("encoder_speed.json")),
+        *onnx_section(
+            {path.stem[11:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("onnx_speed_*.json"))}
+        ),
+        *serve_section(load("serve.json")),
         *scenes_section(load("scenes.json"), load("scenes_mobilenet.json")),
         EXPLORATION,
     ]

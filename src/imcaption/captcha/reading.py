@@ -7,14 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from imcaption.captcha.image_cache import ImageCache
-from imcaption.captcha.recognizer import Readings, Recognizer
+from imcaption.captcha.recognizer import BaseRecognizer, Readings
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.search import LexiconTrie
-from imcaption.images import as_batch
 
 
 def read_cached(
-    recognizer: Recognizer,
+    recognizer: BaseRecognizer,
     cache: ImageCache,
     indices: Sequence[int],
     batch_size: int = 500,
@@ -28,7 +27,7 @@ def read_cached(
     with progress_bar(enabled=progress, total=len(indices), desc="read", unit="img") as bar:
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            decoded = recognizer.decode(as_batch(cache.read(chunk)), beam, lexicon)
+            decoded = recognizer.decode_pixels(cache.read(chunk), beam, lexicon)
             words += decoded.words
             confidences += decoded.confidences
             bar.update(len(chunk))

@@ -26,56 +26,40 @@ DESCRIPTION_KEYS = ("model_config", "tokenizer", "image_size")
 @dataclass
 class Reading:
     """One image's reading: the word ("" when nothing was read), its probability under the model, and for sat
-    models read greedily with attention=True, the attention of each step, (steps, grid rows, grid cols)."""
+    models read greedily with attention=True, the attention of each step, (steps, grid rows, grid cols); each
+    character's probability where the backend gives it (ONNX Runtime)."""
 
     word: str
     confidence: float
     attention: np.ndarray | None = None
+    characters: list[float] | None = None
 
 
 @dataclass
 class Readings:
-    """A batch's readings; attention (B, steps, rows, cols) for sat models under greedy search, else None."""
+    """A batch's readings; attention (B, steps, rows, cols) for attention models under greedy search, else None;
+    the probability of each character of each word where the backend gives it (ONNX Runtime), else None."""
 
     words: list[str]
     confidences: list[float]
-    attention: torch.Tensor | None = None
+    attention: torch.Tensor | np.ndarray | None = None
+    characters: list[list[float]] | None = None
 
 
-class Recognizer:
-    """The model, its tokenizer and its input size: everything a checkpoint or an export carries."""
+class BaseRecognizer:
+    """Reading images with any backend: subclasses give `decode_pixels` and carry `config`, `tokenizer`, `size`."""
 
-    def __init__(self, model: nn.Module, config: RecognizerConfig, tokenizer: CharTokenizer, size: ImageSize,
-                 device: torch.device) -> None:  # fmt: skip
-        self.model, self.config, self.tokenizer, self.size, self.device = model, config, tokenizer, size, device
+    config: RecognizerConfig
+    tokenizer: CharTokenizer
+    size: ImageSize
 
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Recognizer:
-        """From a training checkpoint (best.pt, last.pt) or a weights-only export; nothing else is needed."""
-        state = load_model_file(path, RECOGNIZER_FORMAT)
-        try:
-            config = RecognizerConfig.from_dict(state["model_config"])
-            model = build_recognizer(config)
-            model.load_state_dict(state["model"])
-            tokenizer = CharTokenizer.from_dict(state["tokenizer"])
-            size = ImageSize(**state["image_size"])
-        except (KeyError, TypeError, RuntimeError) as err:
-            raise CheckpointError(f"{path}: checkpoint does not match this model code: {err}") from None
-        model.eval()
-        model.encoder.fuse_batch_norm()
-        target = resolve_device(device)
-        return cls(model.to(target, memory_format=torch.channels_last), config, tokenizer, size, target)
+    def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
+        """(B, H, W, 3) uint8 model inputs -> words, confidences, attention."""
+        raise NotImplementedError
 
     def lexicon(self, words: Iterable[str]) -> LexiconTrie:
         """A constraint to pass as `lexicon=`: only these words can be read."""
-        trie = LexiconTrie(words, self.tokenizer.encode, self.tokenizer.vocab_size, END)
-        return trie.to(self.device)
-
-    def decode(self, images: torch.Tensor, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
-        """Model inputs (B, 3, H, W) at the model's size -> words, confidences, attention."""
-        searched = self.model.decode(images.to(self.device), beam, lexicon)
-        words = [self.tokenizer.decode(ids) for ids in searched.ids]
-        return Readings(words, searched.confidences, searched.attention)
+        return LexiconTrie(words, self.tokenizer.encode, self.tokenizer.vocab_size, END)
 
     def inputs(self, images: Sequence[ImageLike]) -> np.ndarray:
         """(B, H, W, 3) uint8: each image resized to the model's input exactly as the training cache was."""
@@ -91,13 +75,58 @@ class Recognizer:
         items, single = as_image_list(images)
         readings: list[Reading] = []
         for start in range(0, len(items), batch_size):
-            decoded = self.decode(as_batch(self.inputs(items[start : start + batch_size])), beam, lexicon)
-            maps = decoded.attention.numpy() if attention and decoded.attention is not None else None
+            decoded = self.decode_pixels(self.inputs(items[start : start + batch_size]), beam, lexicon)
+            maps = np.asarray(decoded.attention) if attention and decoded.attention is not None else None
+            characters = decoded.characters or [None] * len(decoded.words)
             readings += [
-                Reading(word, confidence, None if maps is None else maps[n])
+                Reading(word, confidence, None if maps is None else maps[n], characters[n])
                 for n, (word, confidence) in enumerate(zip(decoded.words, decoded.confidences, strict=True))
             ]
         return readings[0] if single else readings
+
+
+class Recognizer(BaseRecognizer):
+    """The model, its tokenizer and its input size: everything a checkpoint or an export carries."""
+
+    def __init__(self, model: nn.Module, config: RecognizerConfig, tokenizer: CharTokenizer, size: ImageSize,
+                 device: torch.device) -> None:  # fmt: skip
+        self.model, self.config, self.tokenizer, self.size, self.device = model, config, tokenizer, size, device
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> BaseRecognizer:
+        """From a training checkpoint (best.pt, last.pt), a weights-only export, or an ONNX export (read by
+        ONNX Runtime on the CPU); nothing else is needed."""
+        from imcaption.deploy.onnx_reader import OnnxRecognizer, is_onnx_file
+
+        if is_onnx_file(path):
+            if device != "cpu":
+                raise ValueError(f"an ONNX model runs on the CPU here; got device {device!r}")
+            return OnnxRecognizer.load(path)
+        state = load_model_file(path, RECOGNIZER_FORMAT)
+        try:
+            config = RecognizerConfig.from_dict(state["model_config"])
+            model = build_recognizer(config)
+            model.load_state_dict(state["model"])
+            tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+            size = ImageSize(**state["image_size"])
+        except (KeyError, TypeError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: checkpoint does not match this model code: {err}") from None
+        model.eval()
+        model.encoder.fuse_batch_norm()
+        target = resolve_device(device)
+        return cls(model.to(target, memory_format=torch.channels_last), config, tokenizer, size, target)
+
+    def lexicon(self, words: Iterable[str]) -> LexiconTrie:
+        return super().lexicon(words).to(self.device)
+
+    def decode(self, images: torch.Tensor, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
+        """Model inputs (B, 3, H, W) at the model's size -> words, confidences, attention."""
+        searched = self.model.decode(images.to(self.device), beam, lexicon)
+        words = [self.tokenizer.decode(ids) for ids in searched.ids]
+        return Readings(words, searched.confidences, searched.attention)
+
+    def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
+        return self.decode(as_batch(pixels), beam, lexicon)
 
 
 def export_recognizer(checkpoint: str | Path, out: str | Path) -> Path:

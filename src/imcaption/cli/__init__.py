@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from imcaption import __version__
-from imcaption.cli import captcha, caption
+from imcaption.cli import captcha, caption, serve
 
 # Spellings of imcaption 0.1, answered with a pointer to the command that replaced them.
 MOVED = {
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="TASK")
     captcha.add_commands(commands)
     caption.add_commands(commands)
+    serve.add_commands(commands)
     return parser
 
 

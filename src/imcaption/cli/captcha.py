@@ -150,7 +150,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     from imcaption.api import Recognizer
 
-    recognizer = Recognizer.load(args.checkpoint, args.device)
+    recognizer = _onnx_recognizer(args.checkpoint) if args.onnx else Recognizer.load(args.checkpoint, args.device)
     beam = attention_beam(args, recognizer.config.kind == "sat", recognizer.config.kind)
     # With attention plots, decode each file once: the model inputs are also what the plots draw on.
     images = list(recognizer.inputs(args.images)) if args.attention else args.images
@@ -167,6 +167,19 @@ def cmd_read(args: argparse.Namespace) -> int:
             )
             print(f"attention: {target}")
     return 0
+
+
+def _onnx_recognizer(model: str):  # noqa: ANN202
+    """An ONNX Runtime reader for `model`: an .onnx file as it is, a checkpoint exported to a temporary one."""
+    import tempfile
+
+    from imcaption.deploy.onnx_export import export_onnx
+    from imcaption.deploy.onnx_reader import OnnxRecognizer, is_onnx_file
+
+    if is_onnx_file(model):
+        return OnnxRecognizer.load(model)
+    with tempfile.TemporaryDirectory() as folder:
+        return OnnxRecognizer.load(export_onnx(model, Path(folder) / "model.onnx"))
 
 
 def assignment_options(given: dict, run_dir: Path) -> dict:
@@ -262,10 +275,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     read.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
     read.add_argument("images", nargs="+", metavar="IMAGE")
     read.add_argument("--attention", default=None, metavar="OUT.png", help="draw each character's attention (sat)")
+    read.add_argument(
+        "--onnx", action="store_true", help="read with ONNX Runtime (a checkpoint is exported to ONNX first)"
+    )
     _reading_options(read)
     read.set_defaults(func=cmd_read)
 
-    add_export_command(sub, "imcaption.captcha.recognizer:export_recognizer")
+    add_export_command(
+        sub, "imcaption.captcha.recognizer:export_recognizer", "imcaption.deploy.onnx_export:export_onnx"
+    )
 
     run = sub.add_parser(
         "assignment", help="the whole job: generate if missing, cache, train, validate, predict test, score"

@@ -91,20 +91,28 @@ def train_to_the_end(trainer: Trainer, run_dir: str, metric: str) -> int:
     return 0
 
 
-def add_export_command(sub: argparse._SubParsersAction, exporter: str) -> None:
-    """`export CHECKPOINT --out MODEL`; `exporter` names the "module:function" that writes it (imported when run,
-    so that `--help` does not load torch)."""
-    export = sub.add_parser("export", help="write a weights-only model file (safetensors, no optimizer, no pickle)")
+def add_export_command(sub: argparse._SubParsersAction, exporter: str, onnx_exporter: str | None = None) -> None:
+    """`export CHECKPOINT --out MODEL` (and `--onnx MODEL.onnx` where the task has an ONNX exporter); each
+    exporter names the "module:function" that writes it (imported when run, so that `--help` does not load torch)."""
+    what = "a weights-only model file (safetensors, no optimizer, no pickle)"
+    export = sub.add_parser("export", help=f"write {what}" + (" or an ONNX model" if onnx_exporter else ""))
     export.add_argument("checkpoint", metavar="CHECKPOINT")
-    export.add_argument("--out", required=True, metavar="MODEL", help="e.g. model.safetensors")
-    export.set_defaults(func=lambda args: _export(args, exporter))
+    targets = export.add_mutually_exclusive_group(required=True)
+    targets.add_argument("--out", metavar="MODEL", help=f"{what}, e.g. model.safetensors")
+    if onnx_exporter:
+        targets.add_argument(
+            "--onnx", metavar="MODEL.onnx", help="an ONNX model for ONNX Runtime: the network and its greedy decoding"
+        )
+    export.set_defaults(func=lambda args: _export(args, exporter, onnx_exporter))
 
 
-def _export(args: argparse.Namespace, exporter: str) -> int:
-    module, name = exporter.split(":")
-    out: Path = getattr(importlib.import_module(module), name)(args.checkpoint, args.out)
+def _export(args: argparse.Namespace, exporter: str, onnx_exporter: str | None) -> int:
+    onnx_out = getattr(args, "onnx", None)
+    module, name = (onnx_exporter if onnx_out else exporter).split(":")
+    out: Path = getattr(importlib.import_module(module), name)(args.checkpoint, onnx_out or args.out)
     before, after = Path(args.checkpoint).stat().st_size, out.stat().st_size
-    print(f"wrote {out}: weights-only model, {after:,} bytes ({after / before:.0%} of the checkpoint)")
+    kind = "ONNX model" if onnx_out else "weights-only model"
+    print(f"wrote {out}: {kind}, {after:,} bytes ({after / before:.0%} of the checkpoint)")
     return 0
 
 

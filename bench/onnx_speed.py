@@ -1,0 +1,121 @@
+"""PyTorch against ONNX Runtime on the same model and the same images, back to back.
+
+    python -m bench.onnx_speed runs/bench_sat_60/best.pt --name sat_60   # -> bench/results/onnx_speed_sat_60.json
+
+Exports the checkpoint to ONNX, checks both backends read the same words on the first --count validation images
+(and how far their logits differ), then times each: images/s at batch 256 over those images, and at batch 1
+the images/s and the p50/p99 latency of --single single-image calls. Greedy decoding, inputs from the cache (no
+PNG decoding), all cores. Run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from imcaption.files import write_text_atomically
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def batch_speed(decode, pixels: np.ndarray, batch: int) -> float:  # noqa: ANN001
+    """Images/s decoding `pixels` in batches of `batch`, after one warm-up batch."""
+    decode(pixels[:batch])
+    start = time.perf_counter()
+    for i in range(0, len(pixels), batch):
+        decode(pixels[i : i + batch])
+    return len(pixels) / (time.perf_counter() - start)
+
+
+def single_latency(decode, pixels: np.ndarray) -> dict:  # noqa: ANN001
+    """Single-image calls: images/s and latency percentiles in milliseconds."""
+    decode(pixels[:1])
+    times = []
+    for i in range(len(pixels)):
+        start = time.perf_counter()
+        decode(pixels[i : i + 1])
+        times.append(time.perf_counter() - start)
+    ms = np.array(times) * 1000
+    return {
+        "images_per_s": round(len(ms) / (ms.sum() / 1000), 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--data", default="data/words_captcha")
+    parser.add_argument("--count", type=int, default=5_120, help="validation images for parity and batch 256")
+    parser.add_argument("--single", type=int, default=1_000, help="single-image calls timed at batch 1")
+    parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
+    args = parser.parse_args()
+
+    import torch
+
+    from bench.provenance import provenance
+    from imcaption.api import Recognizer
+    from imcaption.captcha.dataset import CaptchaDataset
+    from imcaption.captcha.image_cache import ensure_cache
+    from imcaption.deploy.onnx_export import GreedyGraph, export_onnx
+    from imcaption.deploy.onnx_reader import OnnxRecognizer
+
+    made_by = provenance(args.shared)
+    torch_reader = Recognizer.load(args.checkpoint)
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path = export_onnx(args.checkpoint, Path(folder) / "model.onnx")
+        onnx_bytes = onnx_path.stat().st_size
+        onnx_reader = OnnxRecognizer.load(onnx_path)
+    dataset = CaptchaDataset.open(args.data)
+    cache = ensure_cache(dataset, torch_reader.size)
+    pixels = cache.read(list(dataset.split("val").indices)[: args.count])
+
+    torch_words = torch_reader.decode_pixels(pixels).words
+    onnx_words = onnx_reader.decode_pixels(pixels).words
+    name = "log_probs" if torch_reader.config.kind in ("ctc", "crnn") else "logits"
+    with torch.inference_mode():
+        graph = GreedyGraph(torch_reader.model, torch_reader.config.kind).eval()
+        torch_scores = graph(torch.from_numpy(pixels[:512]))[0].numpy()
+    difference = float(np.abs(onnx_reader.scores(pixels[:512])[name] - torch_scores).max())
+
+    backends = {"pytorch": torch_reader.decode_pixels, "onnxruntime": onnx_reader.decode_pixels}
+    speeds = {}
+    for backend, decode in backends.items():
+        speeds[backend] = {
+            "batch_256_images_per_s": round(batch_speed(decode, pixels, 256), 1),
+            "batch_1": single_latency(decode, pixels[: args.single]),
+        }
+    result = {
+        "model": torch_reader.config.kind,
+        "checkpoint": args.checkpoint,
+        "onnx_bytes": onnx_bytes,
+        "parity_images": len(pixels),
+        "same_words": sum(a == b for a, b in zip(torch_words, onnx_words, strict=True)),
+        "max_logit_difference": difference,
+        "torch_threads": torch.get_num_threads(),
+        **speeds,
+        "onnx_speedup_batch_256": round(
+            speeds["onnxruntime"]["batch_256_images_per_s"] / speeds["pytorch"]["batch_256_images_per_s"], 2
+        ),
+        "onnx_speedup_batch_1": round(
+            speeds["onnxruntime"]["batch_1"]["images_per_s"] / speeds["pytorch"]["batch_1"]["images_per_s"], 2
+        ),
+        **made_by,
+    }
+    write_text_atomically(RESULTS / f"onnx_speed_{args.name}.json", json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

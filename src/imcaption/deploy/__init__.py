@@ -1,0 +1,1 @@
+"""Deployment: ONNX export of trained recognizers and their ONNX Runtime reader."""

@@ -1,0 +1,117 @@
+"""A trained recognizer as one ONNX graph: uint8 pixels in, every decoding step's scores out.
+
+The greedy decoding loop is unrolled inside the graph (max_length + 1 steps, each feeding back its own argmax),
+rather than exporting the encoder and one step for a runtime loop to drive: one `session.run` per batch keeps
+the Python overhead out of the per-step path, the graph stays a plain feed-forward one that ONNX Runtime can
+fuse end to end, and words of at most 5 letters make the unrolled graph small. The price is that only greedy
+decoding is in the graph; beam search and the lexicon stay with the PyTorch backend.
+
+Everything needed to use the file (tokenizer, input size, what the outputs mean) is in its metadata, so the
+.onnx file alone is a complete model, like a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from imcaption import __version__
+from imcaption.captcha.recognizer import Recognizer
+from imcaption.deploy.onnx_reader import ONNX_FORMAT, ONNX_FORMAT_VERSION
+from imcaption.files import write_atomically
+from imcaption.text.char_tokenizer import START
+
+OPSET = 18
+# What the graph's scores are: per-step logits of an autoregressive or parallel decoder, or per-column CTC
+# log-probabilities.
+STEP_DECODERS = ("sat", "par")
+CTC_DECODERS = ("ctc", "crnn")
+
+
+class GreedyGraph(nn.Module):
+    """(B, H, W, 3) uint8 -> scores (B, T, V) and, for attention models, attention (B, T, grid cells)."""
+
+    def __init__(self, model: nn.Module, kind: str) -> None:
+        super().__init__()
+        self.model, self.kind = model, kind
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pixels = images.permute(0, 3, 1, 2).float()
+        if self.kind in CTC_DECODERS:
+            return (self.model(pixels),)
+        if self.kind == "par":  # every position in one pass; nothing to feed back
+            return self.model(pixels)
+        return self._unrolled(pixels)
+
+    def _unrolled(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        state = self.model.start(pixels)
+        token = torch.full((pixels.shape[0],), START, dtype=torch.long)
+        logits, maps = [], []
+        for _ in range(self.model.max_length + 1):
+            step_logits, state, weights = self.model.step(token, state)
+            token = step_logits.argmax(dim=-1)
+            logits.append(step_logits)
+            maps.append(weights)
+        return torch.stack(logits, dim=1), torch.stack(maps, dim=1)
+
+
+def output_names(kind: str) -> list[str]:
+    return ["log_probs"] if kind in CTC_DECODERS else ["logits", "attention"]
+
+
+def describe(recognizer: Recognizer) -> dict:
+    """The metadata a reader needs besides the graph."""
+    config = recognizer.config
+    return {
+        "format": ONNX_FORMAT,
+        "format_version": ONNX_FORMAT_VERSION,
+        "imcaption": __version__,
+        "kind": config.kind,
+        "decoding": "ctc" if config.kind in CTC_DECODERS else "steps",
+        "tokenizer": recognizer.tokenizer.to_dict(),
+        "image_size": {"height": recognizer.size.height, "width": recognizer.size.width},
+        "grid": list(config.encoder.grid) if config.kind in STEP_DECODERS else None,
+        "model_config": config.to_dict(),
+    }
+
+
+def write_onnx(recognizer: Recognizer, out: str | Path) -> Path:
+    """Write `recognizer` (as `Recognizer.load` gives it: eval mode, BatchNorm folded) to `out` as ONNX: the
+    batch dimension dynamic, the model's description in the file's metadata."""
+    import onnx
+
+    graph = GreedyGraph(recognizer.model.to(memory_format=torch.contiguous_format), recognizer.config.kind).eval()
+    size = recognizer.size
+    example = torch.zeros(2, size.height, size.width, 3, dtype=torch.uint8)
+    # The exporter's notes on its own internals (missing torchvision ops, ...) are not the user's business.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            input_names=["images"],
+            output_names=output_names(recognizer.config.kind),
+            dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=65536)}},
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    model = program.model_proto
+    onnx.helper.set_model_props(model, {"imcaption": json.dumps(describe(recognizer))})
+    onnx.checker.check_model(model)
+    write_atomically(out, lambda temp: onnx.save_model(model, str(temp)))
+    return Path(out)
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
+    """`out` (.onnx) from a training checkpoint or a weights-only export."""
+    recognizer = Recognizer.load(checkpoint)
+    if not isinstance(recognizer, Recognizer):
+        raise ValueError(f"{checkpoint} is already an ONNX model")
+    return write_onnx(recognizer, out)

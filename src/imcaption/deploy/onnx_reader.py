@@ -1,0 +1,135 @@
+"""Reading captchas with ONNX Runtime from an exported .onnx file (see onnx_export): the graph gives every step's
+scores, and this module turns them into words and confidences exactly as the PyTorch greedy search does."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from imcaption.captcha.recognizer import BaseRecognizer, Readings
+from imcaption.engine.checkpoint import CheckpointError
+from imcaption.engine.search import LexiconTrie
+from imcaption.images import ImageSize
+from imcaption.models import RecognizerConfig
+from imcaption.text.char_tokenizer import END, PAD, CharTokenizer
+
+ONNX_FORMAT = "imcaption-onnx-recognizer"
+ONNX_FORMAT_VERSION = 1
+READABLE_ONNX_VERSIONS = (1,)
+
+
+def is_onnx_file(path: str | Path) -> bool:
+    """By name (.onnx) or by content: an ONNX model is a protobuf whose first field is ir_version (tag byte 0x08),
+    where a checkpoint is a zip archive ("PK") and a safetensors file a length followed by a JSON header ("{")."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return True
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    return head[:1] == b"\x08" and head[8:9] != b"{" and head[:2] != b"PK"
+
+
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def greedy_words(logits: np.ndarray) -> tuple[list[list[int]], np.ndarray, np.ndarray, np.ndarray]:
+    """Per-step logits (B, T, V) -> token ids up to and including <end>, log-probability of each reading (B,),
+    how many steps each reading took (B,), and each step's chosen log-probability (B, T)."""
+    log_probs = log_softmax(logits.astype(np.float64))
+    tokens = log_probs.argmax(axis=-1)
+    best = np.take_along_axis(log_probs, tokens[..., None], axis=-1)[..., 0]
+    is_end = tokens == END
+    # Steps up to the first <end> (inclusive) count; a reading without <end> uses every step.
+    steps = np.where(is_end.any(axis=1), is_end.argmax(axis=1) + 1, tokens.shape[1])
+    counted = np.arange(tokens.shape[1])[None, :] < steps[:, None]
+    ids = [row[:n].tolist() for row, n in zip(tokens, steps, strict=True)]
+    return ids, (best * counted).sum(axis=1), steps, best
+
+
+def ctc_words(log_probs: np.ndarray) -> tuple[list[list[int]], np.ndarray, list[list[float]]]:
+    """CTC best path: the best class per column, repeats merged, blanks dropped; also each emitted character's
+    probability (that of the column where its run starts)."""
+    classes = log_probs.argmax(axis=-1)
+    best = np.take_along_axis(log_probs, classes[..., None], axis=-1)[..., 0].astype(np.float64)
+    ids, characters = [], []
+    for row, row_best in zip(classes.tolist(), best, strict=True):
+        starts = [i for i, c in enumerate(row) if c != PAD and (i == 0 or c != row[i - 1])]
+        ids.append([row[i] for i in starts])
+        characters.append(np.exp(row_best[starts]).tolist())
+    return ids, best.sum(axis=1), characters
+
+
+def read_description(session) -> dict:  # noqa: ANN001
+    metadata = session.get_modelmeta().custom_metadata_map
+    try:
+        described = json.loads(metadata["imcaption"])
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError("this ONNX file was not exported by imcaption (no model description)") from None
+    if described.get("format") != ONNX_FORMAT or described.get("format_version") not in READABLE_ONNX_VERSIONS:
+        raise CheckpointError(
+            f"ONNX model format {described.get('format')} v{described.get('format_version')} (imcaption "
+            f"{described.get('imcaption', '?')}); this version reads {ONNX_FORMAT} v{READABLE_ONNX_VERSIONS}"
+        )
+    return described
+
+
+class OnnxRecognizer(BaseRecognizer):
+    """The same reading API as `Recognizer` (read, inputs, decode), run by ONNX Runtime; greedy decoding only."""
+
+    def __init__(self, session, described: dict) -> None:  # noqa: ANN001
+        self.session = session
+        self.described = described
+        self.config = RecognizerConfig.from_dict(described["model_config"])
+        self.tokenizer = CharTokenizer.from_dict(described["tokenizer"])
+        self.size = ImageSize(**described["image_size"])
+        self.grid = tuple(described["grid"]) if described.get("grid") else None
+        self.device = "cpu"
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int = 0) -> OnnxRecognizer:
+        """threads: ONNX Runtime intra-op threads; 0 means one per core (its default)."""
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"model not found: {path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for damaged files
+            raise CheckpointError(f"cannot read ONNX model {path}: {str(err).splitlines()[0]}") from None
+        return cls(session, read_description(session))
+
+    def scores(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's raw outputs for (B, H, W, 3) uint8 model inputs, by output name."""
+        names = [output.name for output in self.session.get_outputs()]
+        outputs = self.session.run(names, {"images": np.ascontiguousarray(pixels, dtype=np.uint8)})
+        return dict(zip(names, outputs, strict=True))
+
+    def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
+        if beam != 1 or lexicon is not None:
+            raise ValueError("an ONNX model decodes greedily; for --beam or --lexicon read the checkpoint instead")
+        out = self.scores(pixels)
+        if "log_probs" in out:
+            ids, log_conf, characters = ctc_words(out["log_probs"])
+            attention = None
+        else:
+            ids, log_conf, steps, step_best = greedy_words(out["logits"])
+            longest = int(steps.max()) if len(steps) else 0
+            # As the PyTorch search, which stops once every reading has ended.
+            attention = out["attention"][:, :longest].reshape(len(ids), longest, *self.grid)
+            characters = [np.exp(row[: len(word_ids)]).tolist() for row, word_ids in zip(step_best, ids, strict=True)]
+        words = [self.tokenizer.decode(row) for row in ids]
+        # Greedy ids end with <end>; a character's probability is its own step's, <end>'s is left out.
+        characters = [probs[: len(word)] for probs, word in zip(characters, words, strict=True)]
+        return Readings(words, np.exp(log_conf).tolist(), attention, characters)

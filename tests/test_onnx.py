@@ -1,0 +1,117 @@
+"""ONNX export and the ONNX Runtime reader: same words and logits as PyTorch, for every recognizer kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imcaption import Recognizer
+from imcaption.captcha.dataset import CaptchaDataset
+from imcaption.captcha.recognizer import Recognizer as TorchRecognizer
+from imcaption.cli import main
+from imcaption.deploy.onnx_export import GreedyGraph, export_onnx, write_onnx
+from imcaption.deploy.onnx_reader import OnnxRecognizer, greedy_words
+from imcaption.engine.checkpoint import CheckpointError
+from imcaption.images import ImageSize
+from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
+from imcaption.text.char_tokenizer import END, CharTokenizer
+
+
+@pytest.fixture(scope="module")
+def sat_onnx(trained_sat: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(trained_sat, tmp_path_factory.mktemp("onnx") / "sat.onnx")
+
+
+def _val_pixels(easy_dataset: Path, recognizer: TorchRecognizer, count: int) -> tuple[np.ndarray, list[Path]]:
+    dataset = CaptchaDataset.open(easy_dataset)
+    paths = [dataset.image_path(i) for i in list(dataset.split("val").indices)[:count]]
+    return recognizer.inputs(paths), paths
+
+
+def _torch_scores(recognizer: TorchRecognizer, pixels: np.ndarray) -> tuple[torch.Tensor, ...]:
+    with torch.inference_mode():
+        return GreedyGraph(recognizer.model, recognizer.config.kind).eval()(torch.from_numpy(pixels))
+
+
+def test_trained_sat_reads_the_same_words_and_logits_through_onnx_runtime(
+    trained_sat: Path, sat_onnx: Path, easy_dataset: Path
+) -> None:
+    torch_reader = Recognizer.load(trained_sat)
+    onnx_reader = Recognizer.load(sat_onnx)
+    assert isinstance(onnx_reader, OnnxRecognizer) and onnx_reader.size == torch_reader.size
+    pixels, _ = _val_pixels(easy_dataset, torch_reader, 64)
+    expected, got = torch_reader.decode_pixels(pixels), onnx_reader.decode_pixels(pixels)
+    assert got.words == expected.words
+    assert sum(map(bool, got.words)) > 48  # a trained model, not an empty one
+    np.testing.assert_allclose(got.confidences, expected.confidences, atol=1e-4)
+    np.testing.assert_allclose(got.attention, np.asarray(expected.attention), atol=1e-4)
+    logits = onnx_reader.scores(pixels)["logits"]
+    np.testing.assert_allclose(logits, _torch_scores(torch_reader, pixels)[0].numpy(), atol=1e-4)
+    # Each character's probability is its own step's; the word's also includes <end>, so it is no larger.
+    for word, chars, confidence in zip(got.words, got.characters, got.confidences, strict=True):
+        assert len(chars) == len(word) and np.prod(chars) >= confidence - 1e-6
+
+
+@pytest.mark.parametrize("kind", ["par", "ctc", "crnn"])
+def test_every_recognizer_kind_exports_with_matching_logits(kind: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = RecognizerConfig(kind=kind, encoder=EncoderConfig(64, 128))
+    model = build_recognizer(config).eval()
+    model.encoder.fuse_batch_norm()
+    torch_reader = TorchRecognizer(model, config, CharTokenizer(), ImageSize(64, 128), torch.device("cpu"))
+    onnx_reader = OnnxRecognizer.load(write_onnx(torch_reader, tmp_path / f"{kind}.onnx"))
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 64, 128, 3), dtype=np.uint8)
+    name = "log_probs" if kind in ("ctc", "crnn") else "logits"
+    np.testing.assert_allclose(
+        onnx_reader.scores(pixels)[name], _torch_scores(torch_reader, pixels)[0].numpy(), atol=1e-4
+    )
+    expected, got = torch_reader.decode_pixels(pixels), onnx_reader.decode_pixels(pixels)
+    assert got.words == expected.words
+    np.testing.assert_allclose(got.confidences, expected.confidences, rtol=1e-3)
+
+
+def test_greedy_words_stop_at_end_and_multiply_the_chosen_probabilities() -> None:
+    logits = np.full((2, 4, 6), -10.0)
+    logits[0, 0, 3], logits[0, 1, 4], logits[0, 2, END], logits[0, 3, 5] = 2.0, 1.0, 3.0, 9.0
+    logits[1, :, 5] = 1.0  # never ends: every step counts
+    ids, log_conf, steps, _ = greedy_words(logits)
+    assert ids[0] == [3, 4, END] and steps.tolist() == [3, 4] and ids[1] == [5, 5, 5, 5]
+    probs = np.exp(logits[0] - np.log(np.exp(logits[0]).sum(-1, keepdims=True)))
+    assert np.exp(log_conf[0]) == pytest.approx(probs[0, 3] * probs[1, 4] * probs[2, END])
+
+
+def test_onnx_reader_refuses_beam_and_foreign_or_damaged_files(sat_onnx: Path, tmp_path: Path) -> None:
+    reader = Recognizer.load(sat_onnx)
+    with pytest.raises(ValueError, match="decodes greedily"):
+        reader.read(np.zeros((64, 128, 3), np.uint8), beam=3)
+    import onnx
+
+    foreign = onnx.load(str(sat_onnx))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(CheckpointError, match="not exported by imcaption"):
+        Recognizer.load(tmp_path / "foreign.onnx")
+    (tmp_path / "damaged.onnx").write_bytes(sat_onnx.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="cannot read ONNX model"):
+        Recognizer.load(tmp_path / "damaged.onnx")
+
+
+def test_cli_exports_onnx_and_reads_with_it(
+    trained_sat: Path, easy_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model.onnx"
+    assert main(["captcha", "export", str(trained_sat), "--onnx", str(out)]) == 0
+    assert "ONNX model" in capsys.readouterr().out and out.stat().st_size > 10_000
+    dataset = CaptchaDataset.open(easy_dataset)
+    image = str(dataset.image_path(list(dataset.split("val").indices)[0]))
+    outputs = []
+    for argv in ([str(trained_sat), image], [str(out), image], [str(trained_sat), image, "--onnx"]):
+        assert main(["captcha", "read", *argv]) == 0
+        outputs.append(capsys.readouterr().out.split())
+    words = {line[1] for line in outputs}
+    assert len(words) == 1, outputs  # PyTorch, the .onnx file and --onnx read the same word
+    for (_, _, torch_conf), (_, _, onnx_conf) in zip(outputs[:1], outputs[1:2], strict=True):
+        assert float(torch_conf) == pytest.approx(float(onnx_conf), abs=1e-3)

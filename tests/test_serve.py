@@ -1,0 +1,150 @@
+"""The HTTP service on a real uvicorn server on loopback: readings, micro-batching, limits, the abuse corpus."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+from imcaption.captcha.dataset import CaptchaDataset
+from imcaption.deploy.onnx_export import export_onnx
+from imcaption.deploy.onnx_reader import OnnxRecognizer
+from imcaption.serve.app import create_app
+from imcaption.serve.models import load_served_model
+from tests.abuse_corpus import ABUSE, CORPUS_LIMITS, png
+
+# A long batching window, so that the test of shared model calls does not depend on the machine's speed.
+LIMITS = replace(CORPUS_LIMITS, batch_window_ms=30, max_batch=16)
+
+
+class LiveServer:
+    """uvicorn in a thread on a free loopback port."""
+
+    def __init__(self, app, port: int) -> None:  # noqa: ANN001
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", timeout_keep_alive=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served_onnx(trained_sat: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(trained_sat, tmp_path_factory.mktemp("serve") / "sat.onnx")
+
+
+@pytest.fixture(scope="module")
+def server(served_onnx: Path) -> Iterator[LiveServer]:
+    with LiveServer(create_app(load_served_model(served_onnx), LIMITS), free_port()) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def images(easy_dataset: Path) -> list[Path]:
+    dataset = CaptchaDataset.open(easy_dataset)
+    return [dataset.image_path(i) for i in list(dataset.split("val").indices)[:20]]
+
+
+def test_a_reading_matches_the_onnx_reader_with_per_character_confidences(
+    server: LiveServer, served_onnx: Path, images: list[Path]
+) -> None:
+    expected = OnnxRecognizer.load(served_onnx).read(images[:3], attention=True)
+    one = httpx.post(f"{server.url}/v1/read", files={"image": images[0].read_bytes()})
+    assert one.status_code == 200
+    body = one.json()
+    assert body["word"] == expected[0].word and body["word"]
+    assert body["confidence"] == pytest.approx(expected[0].confidence, abs=1e-5)
+    assert "".join(c["char"] for c in body["characters"]) == body["word"]
+    assert all(0 < c["confidence"] <= 1 for c in body["characters"])
+    raw = httpx.post(f"{server.url}/v1/read", content=images[1].read_bytes(), headers={"content-type": "image/png"})
+    assert raw.json()["word"] == expected[1].word
+    several = httpx.post(
+        f"{server.url}/v1/read?attention=true", files=[("image", p.read_bytes()) for p in images[:3]]
+    ).json()["results"]
+    assert [r["word"] for r in several] == [r.word for r in expected]
+    for result, reading in zip(several, expected, strict=True):
+        grids = np.array(result["attention"])
+        assert grids.shape == (len(reading.word), *reading.attention.shape[1:])
+        np.testing.assert_allclose(grids.sum(axis=(1, 2)), 1.0, atol=1e-3)  # each character's attention sums to 1
+
+
+def test_health_docs_and_the_wrong_task(server: LiveServer) -> None:
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["status"] == "ok" and health["task"] == "read" and health["backend"] == "onnxruntime"
+    assert health["limits"]["max_images"] == LIMITS.max_images
+    assert "/v1/read" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    page = httpx.get(f"{server.url}/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    wrong = httpx.post(f"{server.url}/v1/caption", content=b"x", headers={"content-type": "image/png"})
+    assert wrong.status_code == 409 and wrong.json()["error"]["code"] == "wrong_task"
+
+
+def test_concurrent_requests_share_model_calls(server: LiveServer, images: list[Path]) -> None:
+    before = httpx.get(f"{server.url}/healthz").json()
+    payloads = [p.read_bytes() for p in images[:16]]
+
+    def post(data: bytes) -> str:
+        return httpx.post(f"{server.url}/v1/read", files={"image": data}, timeout=30).json()["word"]
+
+    with ThreadPoolExecutor(16) as pool:
+        words = list(pool.map(post, payloads))
+    after = httpx.get(f"{server.url}/healthz").json()
+    assert all(isinstance(w, str) for w in words)
+    assert after["images"] - before["images"] == 16
+    assert after["batches"] - before["batches"] < 16  # some requests were answered by one shared model call
+
+
+@pytest.mark.parametrize("name", list(ABUSE))
+def test_bad_input_gets_a_4xx_json_error_naming_the_problem(name: str, server: LiveServer, images: list[Path]) -> None:
+    options, status, code = ABUSE[name]
+    options = {key: value(images[0]) if callable(value) else value for key, value in options.items()}
+    answer = httpx.post(f"{server.url}/v1/read", **options)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code and answer.json()["error"]["message"]
+
+
+def test_chunked_oversized_bodies_huge_headers_and_slow_clients_leave_the_server_up(server: LiveServer) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 10_000  # 400 KB without a Content-Length, over the 300 KB limit
+
+    chunked = httpx.post(f"{server.url}/v1/read", content=chunks(), headers={"content-type": "image/png"})
+    assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "body_too_large"
+    huge = httpx.get(f"{server.url}/healthz", headers={"x-filler": "a" * 100_000})
+    assert 400 <= huge.status_code < 500
+    host, port = server.url.removeprefix("http://").split(":")
+    slow = [socket.create_connection((host, int(port))) for _ in range(20)]
+    for connection in slow:  # headers that never finish, and a body promised but never sent
+        connection.sendall(b"POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n")
+    assert httpx.get(f"{server.url}/healthz", timeout=10).json()["status"] == "ok"
+    for connection in slow:
+        connection.close()
+    assert httpx.post(f"{server.url}/v1/read", files={"image": png(600, 320)}).status_code == 200
