@@ -582,6 +582,32 @@ def serve_section(serve: dict | None) -> list[str]:
     ]
 
 
+def scaling_section(results: dict[str, dict]) -> list[str]:
+    """Data-parallel scaling under torchrun (bench/scaling.py)."""
+    if not results:
+        return []
+    rows = [
+        "## Data-parallel scaling (`bench/scaling.py` → `results/scaling_<cores>cores.json`)",
+        "",
+        "The same training from scratch, one process against N under torchrun (gloo), each process with the same "
+        "threads, the same global batch; images/s is the loop's training throughput. Efficiency: images/s with N "
+        "processes over N times one process's. Target (issue 14): >= 80 % from 1 to 8 processes on a 16-core "
+        "machine.",
+        "",
+        "| machine | processes x threads | global batch | steps | training images/s | efficiency |",
+        "|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for name, r in results.items():
+        for row in r["rows"]:
+            rows.append(
+                f"| {name} | {row['processes']} x {row['threads_per_process']} | {r['global_batch']} | "
+                f"{row['steps']} | {num(row['train_images_per_s'])} | {pct(row.get('efficiency'))} |"
+            )
+        notes.append(f"- {name}: made by {made_by(r)} on {r['cpu']}.")
+    return [*rows, "", *notes, ""]
+
+
 def _cpus(result: dict) -> list[str]:
     """Every CPU a result (or a result nested in it) records."""
     found = [result["cpu"]] if isinstance(result.get("cpu"), str) else []
@@ -620,6 +646,9 @@ def render() -> str:
             {path.stem[11:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("onnx_speed_*.json"))}
         ),
         *serve_section(load("serve.json")),
+        *scaling_section(
+            {path.stem[8:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("scaling_*.json"))}
+        ),
         *scenes_section(load("scenes.json"), load("scenes_mobilenet.json")),
         EXPLORATION,
     ]

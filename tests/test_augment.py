@@ -64,3 +64,22 @@ def test_old_checkpoints_keep_training_without_label_smoothing():
     old = CaptchaTrainConfig.from_dict({"augment": "color", "epochs": 12, "lr": 0.01})  # imcaption 0.1's flat dict
     assert old.label_smoothing == 0.0 and old.loop.epochs == 12 and old.loop.lr == 0.01
     assert CaptchaTrainConfig().label_smoothing > 0
+
+
+@pytest.mark.parametrize("mode", ["shift", "full"])
+def test_a_share_of_a_batch_is_augmented_as_in_the_whole_batch(mode: str) -> None:
+    """Under torchrun each rank augments only its rows; they must come out as in a one-process run."""
+    batch = torch.rand(6, 3, 32, 64) * 255
+    config = augment_config(mode)
+    whole = augment_batch(batch, torch.Generator().manual_seed(5), config)
+    for rows in (slice(0, 3), slice(3, 6), slice(2, 4)):
+        generator = torch.Generator().manual_seed(5)
+        part = augment_batch(batch[rows], generator, config, rows, total=6)
+        assert torch.allclose(part, whole[rows], atol=1e-4)
+        assert torch.equal(generator.get_state(), _advanced(config))  # the stream advances as for all six
+
+
+def _advanced(config) -> torch.Tensor:  # noqa: ANN001
+    generator = torch.Generator().manual_seed(5)
+    augment_batch(torch.rand(6, 3, 32, 64) * 255, generator, config)
+    return generator.get_state()

@@ -27,19 +27,27 @@ class AugmentConfig:
 
 
 def augment_batch(
-    images: torch.Tensor, generator: torch.Generator, config: AugmentConfig = AugmentConfig()
+    images: torch.Tensor,
+    generator: torch.Generator,
+    config: AugmentConfig = AugmentConfig(),
+    rows: slice = slice(None),
+    total: int | None = None,
 ) -> torch.Tensor:
     """A random permutation of the color channels; a random whole-pixel shift if `config.shift_x` or
     `config.shift_y`; and, if `config.affine`, a small random affine warp.
 
+    `images` may be rows `rows` of a global batch of `total` images (one rank's share under torchrun): the
+    random draws are made for all `total` and this share takes its rows, so every image is augmented the same,
+    and the generator advances the same, whatever the number of processes.
+
     Letters and noise get random colors, so swapping channels keeps every label true while teaching
     the network not to rely on hue. The warp resamples bilinearly, which softens one-pixel strokes
     at 64x128 (BENCHMARKS.md compares both)."""
-    batch = images.shape[0]
+    batch, total = images.shape[0], total or images.shape[0]
     if config.shift_x or config.shift_y:
-        images = _shift(images, generator, config.shift_x, config.shift_y)
-    warped = _affine_warp(images, generator, config) if config.affine else images
-    order = torch.rand(batch, 3, generator=generator).argsort(dim=1)
+        images = _shift(images, generator, config.shift_x, config.shift_y, rows, total)
+    warped = _affine_warp(images, generator, config, rows, total) if config.affine else images
+    order = torch.rand(total, 3, generator=generator)[rows].argsort(dim=1)
     index = order.view(batch, 3, 1, 1).expand_as(warped)
     return torch.gather(warped, 1, index).contiguous(memory_format=torch.channels_last)
 
@@ -53,24 +61,24 @@ def augment_config(mode: str) -> AugmentConfig:
     return AugmentConfig(affine=mode == "full")
 
 
-def _shift(images: torch.Tensor, generator: torch.Generator, max_x: int, max_y: int) -> torch.Tensor:
+def _shift(images: torch.Tensor, generator: torch.Generator, max_x: int, max_y: int, rows: slice,
+           total: int) -> torch.Tensor:  # fmt: skip
     """Each image moved by its own whole-pixel offset in [-max, max]; the uncovered border is white."""
     batch, _, height, width = images.shape
     # Pad the ink (255 - pixel) with zeros so the border comes out white.
     padded = F.pad(255 - images, (max_x, max_x, max_y, max_y))
-    dx = torch.randint(0, 2 * max_x + 1, (batch, 1), generator=generator)
-    dy = torch.randint(0, 2 * max_y + 1, (batch, 1), generator=generator)
+    dx = torch.randint(0, 2 * max_x + 1, (total, 1), generator=generator)[rows]
+    dy = torch.randint(0, 2 * max_y + 1, (total, 1), generator=generator)[rows]
     rows = (dy + torch.arange(height)).view(batch, height, 1)
     cols = (dx + torch.arange(width)).view(batch, 1, width)
     moved = padded.permute(0, 2, 3, 1)[torch.arange(batch).view(batch, 1, 1), rows, cols]  # (B, H, W, C)
     return 255 - moved.permute(0, 3, 1, 2)
 
 
-def _affine_warp(images: torch.Tensor, generator: torch.Generator, config: AugmentConfig) -> torch.Tensor:
-    batch = images.shape[0]
-
+def _affine_warp(images: torch.Tensor, generator: torch.Generator, config: AugmentConfig, rows: slice,
+                 total: int) -> torch.Tensor:  # fmt: skip
     def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(batch, generator=generator) * (high - low) + low
+        return torch.rand(total, generator=generator)[rows] * (high - low) + low
 
     angle = uniform(-config.max_rotation_deg, config.max_rotation_deg) * math.pi / 180
     scale = uniform(*config.scale)

@@ -14,6 +14,7 @@ from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.image_cache import ensure_cache
 from imcaption.captcha.metrics import character_error_rate, exact_match
 from imcaption.engine.config import LoopConfig, config_from_dict, option
+from imcaption.engine.distributed import SINGLE, World
 from imcaption.engine.loop import TaskKind, resolve_device
 from imcaption.images import ImageSize, as_batch
 from imcaption.models import RECOGNIZERS, EncoderConfig, RecognizerConfig, build_recognizer
@@ -122,24 +123,27 @@ class CaptchaTask:
         order = np.random.default_rng([self.config.loop.seed, epoch]).permutation(len(self.train_ids))
         return order[offset * self.batch_size : (offset + 1) * self.batch_size]
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.batch_ids(step)
-        images = as_batch(self.cache.read(self.train_ids[ids]))
+        mine = ids[rows]
+        images = as_batch(self.cache.read(self.train_ids[mine]))
         if self.augmentation is not None:
-            images = augment_batch(images, self.augment_rng, self.augmentation)
-        return images.to(self.device), self.train_targets[ids].to(self.device)
+            images = augment_batch(images, self.augment_rng, self.augmentation, rows, len(ids))
+        return images.to(self.device), self.train_targets[mine].to(self.device)
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         images, targets = batch
         loss, exact = self.model.loss(images, targets, self.config.label_smoothing)
         return loss, {"exact_match": exact.float().mean().item()}
 
-    def validate(self, limit: int | None = None) -> dict[str, float]:
+    def validate(self, limit: int | None = None, world: World = SINGLE) -> dict[str, float]:
         val_ids, val_words = self.val_ids[:limit], self.val_words[:limit]
+        mine = val_ids[world.shard(len(val_ids))]
         words: list[str] = []
-        for start in range(0, len(val_ids), VALIDATION_BATCH):
-            images = as_batch(self.cache.read(val_ids[start : start + VALIDATION_BATCH])).to(self.device)
+        for start in range(0, len(mine), VALIDATION_BATCH):
+            images = as_batch(self.cache.read(mine[start : start + VALIDATION_BATCH])).to(self.device)
             words += [self.tokenizer.decode(ids) for ids in self.model.decode(images).ids]
+        words = world.gather(words)
         return {
             "val_exact_match": exact_match(words, val_words),
             "val_cer": character_error_rate(words, val_words),

@@ -14,6 +14,7 @@ from imcaption.captioning.coco import CaptionedImage, read_coco_captions
 from imcaption.captioning.features import backbone_features, load_images
 from imcaption.captioning.metrics import caption_scores
 from imcaption.engine.config import LoopConfig, config_from_dict, option
+from imcaption.engine.distributed import SINGLE, World
 from imcaption.engine.loop import TaskKind, resolve_device
 from imcaption.engine.search import SearchTokens, search
 from imcaption.images import as_batch
@@ -163,10 +164,10 @@ class CaptionTask:
             return backbone_features(images, cache, self.spec.image_size, progress=self.progress)
         return load_images(images, self.spec.image_size, self.progress)
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, offset = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.config.loop.seed, epoch]).permutation(len(self.pairs))
-        chosen = [self.pairs[i] for i in order[offset * self.batch_size : (offset + 1) * self.batch_size]]
+        chosen = [self.pairs[i] for i in order[offset * self.batch_size : (offset + 1) * self.batch_size][rows]]
         rows = np.array([row for row, _ in chosen])
         tokens = self.tokenizer.batch([caption for _, caption in chosen], self.spec.max_length)
         return model_inputs(self.train_inputs, rows, self.spec.encoder).to(self.device), tokens.to(self.device)
@@ -181,11 +182,13 @@ class CaptionTask:
         ids, _ = search_captions(self.model, inputs, self.spec.max_length, beam)
         return [self.tokenizer.decode(row) for row in ids]
 
-    def validate(self, limit: int | None = None) -> dict[str, float]:
+    def validate(self, limit: int | None = None, world: World = SINGLE) -> dict[str, float]:
         rows = np.arange(len(self.val_images))[:limit]
+        mine = rows[world.shard(len(rows))]
         hypotheses = []
-        for start in range(0, len(rows), VALIDATION_BATCH):
-            hypotheses += self.caption_rows(rows[start : start + VALIDATION_BATCH])
+        for start in range(0, len(mine), VALIDATION_BATCH):
+            hypotheses += self.caption_rows(mine[start : start + VALIDATION_BATCH])
+        hypotheses = world.gather(hypotheses)
         refs = {i: list(image.captions) for i, image in enumerate(self.val_images[: len(rows)])}
         return caption_scores(refs, dict(enumerate(hypotheses)), meteor=False)
 

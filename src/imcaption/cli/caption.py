@@ -41,6 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return (
             f"training a {spec.decoder} captioner ({spec.encoder} encoder, {spec.image_size} px) on "
             f"{len(task.train_images):,} images, {len(task.pairs):,} captions; vocabulary {task.tokenizer.vocab_size:,}"
+            f"{trainer.world_text()}"
         )
 
     return train_command(args, CaptionTask, describe, "BLEU-4")

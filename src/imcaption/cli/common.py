@@ -68,26 +68,35 @@ def add_train_command(sub: argparse._SubParsersAction, config: Any, help_text: s
 
 def train_command(args: argparse.Namespace, task_type: Any, describe: Callable[[Any], str], metric: str) -> int:
     """`captcha train` and `caption train`: start or resume the run, say what it trains, train to the end."""
+    from imcaption.engine.distributed import leave, world_from_env
     from imcaption.engine.run import open_run
 
     options = given_options(args, task_type.kind.config_type())
-    trainer = open_run(task_type, args.data_dir, args.out, options, resume=args.resume, progress=not args.quiet)
-    print(describe(trainer))
-    return train_to_the_end(trainer, args.out, metric)
+    world = world_from_env()
+    try:
+        trainer = open_run(task_type, args.data_dir, args.out, options, args.resume, not args.quiet, world)
+        if world.is_main:
+            print(describe(trainer))
+        return train_to_the_end(trainer, args.out, metric)
+    finally:
+        leave()
 
 
 def train_to_the_end(trainer: Trainer, run_dir: str, metric: str) -> int:
     """Run a prepared Trainer; on SIGINT/SIGTERM say where it stopped and exit with 130/143."""
     from imcaption.engine.interrupt import Interrupted
 
-    if trainer.state.step:
+    main = trainer.world.is_main
+    if trainer.state.step and main:
         print(f"resuming {run_dir}/last.pt at {trainer.describe_stop()}")
     try:
         state = trainer.run()
     except Interrupted as stop:
-        print(f"\n{stop} at step {trainer.state.step:,}; saved {run_dir}/last.pt. Continue with --resume.")
+        if main:
+            print(f"\n{stop} at step {trainer.state.step:,}; saved {run_dir}/last.pt. Continue with --resume.")
         return stop.exit_code
-    print(f"done: best validation {metric} {state.best_metric:.4f}; checkpoints in {run_dir}")
+    if main:
+        print(f"done: best validation {metric} {state.best_metric:.4f}; checkpoints in {run_dir}")
     return 0
 
 

@@ -13,11 +13,17 @@ the time stood but cannot replay the same steps bit for bit.
 
 SIGINT/SIGTERM stop the loop between two steps (never inside one); it saves last.pt and raises `Interrupted`.
 A signal during validation abandons it; the resumed run validates that step again before training on.
+
+Under torchrun (engine/distributed.py) every rank runs this same loop on its share of each global batch; the
+decisions that depend on a clock or a signal (stop, finished, validate now) are agreed on by all ranks at each
+step, validation is sharded and gathered, and rank 0 alone writes files and draws the progress bar. A checkpoint
+does not depend on the number of processes, so a run resumes at any world size.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +35,7 @@ from torch import nn
 
 from imcaption.engine.checkpoint import CheckpointError, save_checkpoint
 from imcaption.engine.config import LoopConfig
+from imcaption.engine.distributed import SINGLE, World, data_parallel
 from imcaption.engine.interrupt import Interrupted, StopRequests
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.schedule import warmup_cosine, warmup_cosine_budget
@@ -54,15 +61,19 @@ class Task(Protocol):
     steps_per_epoch: int
     batch_size: int
 
-    def batch(self, step: int) -> Any: ...
+    def batch(self, step: int, rows: slice = slice(None)) -> Any:
+        """Rows `rows` of step `step`'s global batch (all of it by default): under torchrun each rank reads only
+        its own share, and a share is the same rows whatever the number of processes."""
+        ...
 
     def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss of a batch (model in train mode), and batch metrics for the log (may be empty)."""
         ...
 
-    def validate(self, limit: int | None = None) -> dict[str, float]:
+    def validate(self, limit: int | None = None, world: World = SINGLE) -> dict[str, float]:
         """Validation metrics, `selection_metric` among them (model in eval mode, no gradients), on the first
-        `limit` validation images (always the same ones), or on all of them."""
+        `limit` validation images (always the same ones), or on all of them; each rank of `world` reads its
+        share and the metrics are computed from everything gathered, the same on every rank."""
         ...
 
     def description(self) -> dict[str, Any]:
@@ -95,8 +106,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __init__(self, task: Task, loop: LoopConfig, run_dir: str | Path, progress: bool = True) -> None:
-        self.task, self.loop, self.run_dir, self.progress = task, loop, Path(run_dir), progress
+    def __init__(self, task: Task, loop: LoopConfig, run_dir: str | Path, progress: bool = True,
+                 world: World = SINGLE) -> None:  # fmt: skip
+        self.task, self.loop, self.run_dir, self.world = task, loop, Path(run_dir), world
+        self.progress = progress and world.is_main
+        if task.batch_size % world.size:
+            raise ValueError(
+                f"--batch-size {task.batch_size} (the global batch) must divide evenly among {world.size} processes"
+            )
+        self.rows = world.shard(task.batch_size)
+        self.train_loss = data_parallel(task.model, task.loss, world)
         if loop.threads:
             torch.set_num_threads(loop.threads)
         self.optimizer = torch.optim.AdamW(
@@ -119,8 +138,9 @@ class Trainer:
     def run(self) -> RunState:
         """Train to `stop_step` or to the end of the time budget, validating on the cadence. Raises `Interrupted`
         after saving on a signal."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._forget_records_after(self.state.validated_step)
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._forget_records_after(self.state.validated_step)
         self._session_start = time.perf_counter()
         bar = self._progress_bar()
         window = Window()
@@ -128,16 +148,18 @@ class Trainer:
             try:
                 while True:
                     finished = self._finished()
-                    if self._validation_due(finished):
+                    due = self._validation_due(finished)
+                    finished, due, stopping = self.world.any(finished, due, stop.received is not None)
+                    if due:
                         window.freeze()
-                        with stop.immediate():
-                            metrics = self._validate(final=finished)
+                        metrics = self._validate_unless_stopped(stop, stopping, final=finished)
                         self._bank_wall_time()
                         self._record(metrics, window, bar)
                         window = Window()
                     if finished:
                         break
-                    stop.check()
+                    if stopping:
+                        raise Interrupted(stop.received or signal.SIGTERM)
                     loss, batch_metrics = self._train_step()
                     self.state.step += 1
                     window.add(loss, batch_metrics, self.task.batch_size)
@@ -146,11 +168,22 @@ class Trainer:
             except Interrupted:
                 # Still inside StopRequests: a second Ctrl-C or SIGTERM while saving is recorded, not obeyed.
                 self._bank_wall_time()
-                self._save_last()
+                if self.world.is_main:
+                    self._save_last()
                 raise
             finally:
                 bar.close()
         return self.state
+
+    def _validate_unless_stopped(self, stop: StopRequests, stopping: bool, final: bool) -> dict[str, float]:
+        """Validation, abandoned (Interrupted) on a stop request. One process drops it at the signal; ranks
+        only at the agreed stop, before it starts, since a rank leaving a collective would hang the others."""
+        if stopping:
+            raise Interrupted(stop.received or signal.SIGTERM)
+        if self.world.distributed:
+            return self._validate(final)
+        with stop.immediate():
+            return self._validate(final)
 
     def _progress_bar(self) -> Any:
         if self.budget_seconds:
@@ -181,6 +214,12 @@ class Trainer:
             return f"{self._elapsed() / 60:.1f} of {self.loop.minutes:g} minutes"
         return f"step {self.state.step:,} of {self.stop_step:,}"
 
+    def world_text(self) -> str:
+        """How the global batch is split, for a run under torchrun; nothing for one process."""
+        if not self.world.distributed:
+            return ""
+        return f" x {self.world.size} processes ({self.task.batch_size // self.world.size} images each per step)"
+
     def schedule_text(self) -> str:
         if self.budget_seconds:
             return f"{self.loop.minutes:g} minutes of steps"
@@ -204,9 +243,9 @@ class Trainer:
         self._last_lr = self.lr(self.state.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self._last_lr
-        batch = self.task.batch(self.state.step)
+        batch = self.task.batch(self.state.step, self.rows)
         self.task.model.train()
-        loss, metrics = self.task.loss(batch)
+        loss, metrics = self.train_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.task.model.parameters(), self.loop.grad_clip)
@@ -224,11 +263,12 @@ class Trainer:
         self.task.model.eval()
         with torch.no_grad():
             if not self.budget_seconds:
-                return self.task.validate()
-            subset = self.task.validate(self.loop.val_subset)
+                return self.task.validate(None, self.world)
+            subset = self.task.validate(self.loop.val_subset, self.world)
             if not final:
                 return subset
-            return {**self.task.validate(), **{f"subset_{name}": value for name, value in subset.items()}}
+            everything = self.task.validate(None, self.world)
+            return {**everything, **{f"subset_{name}": value for name, value in subset.items()}}
 
     def _record(self, metrics: dict[str, float], window: Window, bar: Any) -> None:
         self.state.validated_step = self.state.step
@@ -238,7 +278,7 @@ class Trainer:
             "epoch": self.state.step / self.task.steps_per_epoch,
             "wall_minutes": self.state.wall_seconds / 60,
             "lr": self._last_lr if self.budget_seconds else self.lr(self.state.step),
-            **window.summary(),
+            **self.world.mean(window.summary()),
             **metrics,
         }
         selection = self.task.kind.selection_metric
@@ -246,6 +286,8 @@ class Trainer:
         is_best = score > self.state.best_metric
         if is_best:
             self.state.best_metric = score
+        if not self.world.is_main:
+            return
         # The log line first, then the checkpoints: a kill between the two leaves a line after the last
         # checkpoint, which the resumed run drops (resume_from) before it validates that step again.
         with (self.run_dir / "metrics.jsonl").open("a") as handle:

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from imcaption.engine.checkpoint import CheckpointError, load_checkpoint
 from imcaption.engine.config import resume_config, with_options
+from imcaption.engine.distributed import SINGLE, World, join
 from imcaption.engine.loop import Task, TaskKind, Trainer
 
 
@@ -27,17 +28,21 @@ def open_run(
     options: dict[str, Any] | None = None,
     resume: bool = False,
     progress: bool = True,
+    world: World = SINGLE,
 ) -> Trainer:
     """A Trainer for `run_dir`. New run: the task config's defaults with `options` applied. With `resume` and a
     last.pt there: the saved config (options may only change what a resumed run may change), the task built
-    from it and the saved state (tokenizer included, not refit), every weight and random state restored."""
+    from it and the saved state (tokenizer included, not refit), every weight and random state restored.
+    Under torchrun (`world` of several ranks) every rank calls this; the checkpoint does not depend on the
+    number of processes, so a run started with one resumes with any."""
     options = options or {}
     last = Path(run_dir) / "last.pt"
     if last.is_file() and not resume:
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if not (resume and last.is_file()):
         config = with_options(task_type.kind.config_type(), options)
-        return Trainer(task_type(data_dir, config, None, progress), config.loop, run_dir, progress)
+        task = _build_task(task_type, data_dir, config, None, progress, world)
+        return Trainer(task, config.loop, run_dir, progress, world)
     saved = load_checkpoint(last, task_type.kind.checkpoint_format)
     if "config" not in saved:
         raise CheckpointError(
@@ -45,6 +50,21 @@ def open_run(
             "start a new run in another --out folder"
         )
     config = resume_config(task_type.kind.config_type.from_dict(saved["config"]), options)
-    trainer = Trainer(task_type(data_dir, config, saved, progress), config.loop, run_dir, progress)
+    task = _build_task(task_type, data_dir, config, saved, progress, world)
+    trainer = Trainer(task, config.loop, run_dir, progress, world)
     trainer.resume_from(saved)
     return trainer
+
+
+def _build_task(task_type: TaskType, data_dir: str | Path, config: Any, saved: dict[str, Any] | None, progress: bool,
+                world: World) -> Task:  # fmt: skip
+    """The task; under torchrun the first process of each machine builds it first (and with it any missing cache
+    on that machine), the others after, reading that cache."""
+    join(world, config.loop.device)
+    first_here = world.local_rank == 0
+    if not first_here:
+        world.barrier()
+    task = task_type(data_dir, config, saved, progress and world.is_main)
+    if first_here:
+        world.barrier()
+    return task

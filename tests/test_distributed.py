@@ -1,0 +1,119 @@
+"""Data-parallel training under torchrun with gloo on the CPU: two processes follow one process's loss curve with
+the same global batch, a run resumes at another world size, and a dying rank ends the job with an error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from imcaption.captcha.task import RECOGNIZER_FORMAT
+from imcaption.engine.checkpoint import load_checkpoint
+from imcaption.engine.distributed import World
+
+# 40 steps of a global batch of 16 (two epochs of 320 images), validated every 10 steps on 64 images.
+OPTIONS = ["--model", "sat", "--height", "32", "--width", "64", "--batch-size", "16", "--epochs", "2",
+           "--train-limit", "320", "--val-limit", "64", "--eval-every", "10", "--warmup-steps", "10",
+           "--threads", "1", "--quiet"]  # fmt: skip
+# Each rank normalizes its BatchNorm layers over its own 8 images rather than all 16, and sums in another order:
+# the curves agree to this much, not bit for bit.
+LOSS_TOLERANCE = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def train(data: Path, run: Path, processes: int, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "imcaption", "captcha", "train", str(data), "--out", str(run), *OPTIONS, *extra]
+    if processes > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+                    "--master-addr", "127.0.0.1", "--master-port", str(free_port())]  # fmt: skip
+        command = [*launcher, *command[1:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def one_process(easy_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("one") / "run"
+    train(easy_dataset, run, 1)
+    return run
+
+
+def assert_same_curve(run: Path, reference: Path) -> None:
+    got, expected = records(run), records(reference)
+    assert [r["step"] for r in got] == [r["step"] for r in expected] == [10, 20, 30, 40]
+    for a, b in zip(got, expected, strict=True):
+        assert a["lr"] == pytest.approx(b["lr"], rel=1e-12)  # the same schedule
+        assert abs(a["train_loss"] - b["train_loss"]) < LOSS_TOLERANCE, (a, b)
+
+
+def test_two_processes_follow_one_process_with_the_same_global_batch(
+    one_process: Path, easy_dataset: Path, tmp_path: Path
+) -> None:
+    done = train(easy_dataset, tmp_path / "run", 2)
+    assert "x 2 processes (8 images each per step)" in done.stdout
+    assert done.stdout.count("done: best validation") == 1  # rank 0 alone reports
+    assert_same_curve(tmp_path / "run", one_process)
+    # Validation is sharded and gathered: all 64 images, every time.
+    assert all(r["val_images"] == 64 for r in records(tmp_path / "run"))
+    final = load_checkpoint(tmp_path / "run" / "last.pt", RECOGNIZER_FORMAT)
+    assert final["run_state"]["step"] == 40
+
+
+@pytest.mark.parametrize(("before", "after"), [(2, 1), (1, 2)])
+def test_a_run_resumes_at_another_world_size(
+    before: int, after: int, one_process: Path, easy_dataset: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    train(easy_dataset, run, before, "--max-steps", "20")
+    assert load_checkpoint(run / "last.pt", RECOGNIZER_FORMAT)["run_state"]["step"] == 20
+    done = train(easy_dataset, run, after, "--resume", "--max-steps", "0")
+    assert "resuming" in done.stdout
+    assert_same_curve(run, one_process)  # the same steps, schedule and data order as one uninterrupted process
+
+
+def test_a_rank_that_dies_ends_the_job_with_an_error(easy_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+               "127.0.0.1", "--master-port", str(free_port()), "-m", "imcaption", "captcha", "train",
+               str(easy_dataset), "--out", str(run), *OPTIONS, "--epochs", "200"]  # fmt: skip
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not (run / "metrics.jsonl").is_file():  # both ranks are training
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not start training"
+            time.sleep(0.5)
+        workers = subprocess.run(["pgrep", "-P", str(job.pid)], capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2
+        os.kill(int(workers[1]), signal.SIGKILL)
+        _, stderr = job.communicate(timeout=120)  # no hang: the launcher stops the survivor
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode != 0
+    assert "SIGKILL" in stderr or "Signal 9" in stderr, stderr[-2000:]
+
+
+def test_world_shards_cover_every_row_once() -> None:
+    for count in (0, 1, 7, 64):
+        for size in (1, 2, 3, 8):
+            rows = [i for rank in range(size) for i in range(count)[World(rank, size).shard(count)]]
+            assert rows == list(range(count))
