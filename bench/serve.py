@@ -4,7 +4,9 @@
 
 Starts the service as its own process (the command a user runs), then N concurrent clients each send one
 validation captcha PNG per request (600x320, as the dataset stores them) for T seconds: throughput, p50/p95/p99
-latency, errors, and the server's peak RSS. Then a second server with the abuse corpus's limits
+latency, errors, and the server's peak RSS. A second round sends the same captchas as 128x64 PNGs (what a
+client that resizes before sending uploads), and the bench times decoding and resizing one 600x320 PNG on one
+core, the cost every full-size request pays before the model. Then a second server with the abuse corpus's limits
 (tests/abuse_corpus.py) receives the corpus --abuse-rounds times: every answer must be its 4xx, none a 5xx, and
 the server must still be up, with its RSS before and after. The clients share the 2 cores with the server, so
 the throughput is that of the whole loopback system. Run it on an idle machine.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import socket
@@ -102,6 +105,32 @@ async def load(url: str, payloads: list[bytes], clients: int, seconds: float) ->
     }
 
 
+def small_pngs(paths: list[Path]) -> list[bytes]:
+    """The captchas at the model's input size, PNG-encoded."""
+    from PIL import Image
+
+    from imcaption.captcha.image_cache import DEFAULT_SIZE
+    from imcaption.images import load_image, to_model_input
+
+    out = []
+    for path in paths:
+        buffer = io.BytesIO()
+        Image.fromarray(to_model_input(load_image(path), DEFAULT_SIZE)).save(buffer, "PNG")
+        out.append(buffer.getvalue())
+    return out
+
+
+def decode_ms(payloads: list[bytes]) -> float:
+    """Milliseconds of one core to decode and resize one upload, as the service does."""
+    from imcaption.captcha.image_cache import DEFAULT_SIZE
+    from imcaption.serve.app import decode_upload
+
+    start = time.perf_counter()
+    for data in payloads:
+        decode_upload("bench", data, DEFAULT_SIZE, 12_000_000)
+    return round(1000 * (time.perf_counter() - start) / len(payloads), 3)
+
+
 def abuse(url: str, real: Path, rounds: int) -> dict:
     from tests.abuse_corpus import ABUSE
 
@@ -139,9 +168,11 @@ def main() -> None:
     paths = [dataset.image_path(i) for i in list(dataset.split("val").indices)[:256]]
     payloads = [p.read_bytes() for p in paths]
 
+    small = small_pngs(paths)
     server, url = start_server(args.model, [])
     try:
         loaded = asyncio.run(load(url, payloads, args.clients, args.seconds))
+        loaded_small = asyncio.run(load(url, small, args.clients, args.seconds))
         loaded["server_peak_rss_gb"] = round(memory_kb(server.pid, "VmHWM") / 1024**2, 3)
         loaded["alive_after"] = server.poll() is None
     finally:
@@ -168,6 +199,8 @@ def main() -> None:
         "seconds": args.seconds,
         "image": "validation captcha PNGs, 600x320, one per request",
         "load": loaded,
+        "load_128x64_png": loaded_small,
+        "decode_resize_ms_600x320": decode_ms(payloads),
         "abuse": abused,
         "cpu_count": os.cpu_count(),
         **made_by,
