@@ -34,6 +34,7 @@ def png(width: int, height: int) -> bytes:
 PNG = {"content-type": "image/png"}
 MULTIPART_X = {"content-type": "multipart/form-data; boundary=x"}
 FIELD_ONLY = b'--x\r\nContent-Disposition: form-data; name="field"\r\n\r\nvalue\r\n--x--\r\n'
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
 NAMELESS = b"--x\r\nContent-Type: image/png\r\n\r\nabc\r\n--x--\r\n"
 ABUSE = {
     # name: (request options, expected status, expected error code)
@@ -50,5 +51,6 @@ ABUSE = {
     "too many images": ({"files": [("image", b"a")] * 5}, 413, "too_many_images"),
     "declared body too large": ({"content": b"x" * 400_000, "headers": PNG}, 413, "body_too_large"),
     "image too many pixels": ({"files": {"image": png_claiming(50_000, 50_000)}}, 413, "image_too_large"),
+    "an EPS file (Ghostscript is never run)": ({"files": {"image": EPS}}, 422, "not_an_image"),
     "image over the pixel limit": ({"files": {"image": png(1200, 1000)}}, 413, "image_too_large"),
 }  # fmt: skip

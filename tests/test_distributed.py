@@ -89,6 +89,16 @@ def test_a_run_resumes_at_another_world_size(
     assert_same_curve(run, one_process)  # the same steps, schedule and data order as one uninterrupted process
 
 
+def test_a_time_budget_ends_at_the_same_step_on_every_rank(easy_dataset: Path, tmp_path: Path) -> None:
+    """Each rank has its own clock; they agree on rank 0's, so they stop, validate and save together."""
+    done = train(easy_dataset, tmp_path / "run", 2, "--minutes", "0.25", "--epochs", "1000", "--eval-every", "0")
+    assert done.stdout.count("done: best validation") == 1
+    final = records(tmp_path / "run")[-1]
+    assert final["val_images"] == 64 and final["wall_minutes"] == pytest.approx(0.25, abs=0.1)
+    assert final["lr"] < 0.05 * 3e-3  # near the floor (2 % of the peak): the cosine followed the agreed clock
+    assert load_checkpoint(tmp_path / "run" / "last.pt", RECOGNIZER_FORMAT)["run_state"]["step"] == final["step"]
+
+
 def test_a_rank_that_dies_ends_the_job_with_an_error(easy_dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
@@ -117,3 +127,23 @@ def test_world_shards_cover_every_row_once() -> None:
         for size in (1, 2, 3, 8):
             rows = [i for rank in range(size) for i in range(count)[World(rank, size).shard(count)]]
             assert rows == list(range(count))
+
+
+def test_the_shares_of_a_step_make_up_its_global_batch(easy_dataset: Path) -> None:
+    """What each rank reads, put together in rank order, is exactly the one-process batch (augmentation included)."""
+    import torch
+
+    from imcaption.captcha.task import CaptchaTask, CaptchaTrainConfig
+    from imcaption.engine.config import with_options
+
+    config = with_options(CaptchaTrainConfig(), {"height": 32, "width": 64, "batch_size": 12, "train_limit": 120})
+    whole_task, shared_task = CaptchaTask(easy_dataset, config, progress=False), CaptchaTask(easy_dataset, config)
+    for step in (0, 7):
+        images, targets = whole_task.batch(step)
+        state = shared_task.augment_rng.get_state()
+        parts = []
+        for rank in range(3):
+            shared_task.augment_rng.set_state(state)  # every rank starts the step with the same generator
+            parts.append(shared_task.batch(step, World(rank, 3).shard(12)))
+        assert torch.allclose(torch.cat([p[0] for p in parts]), images, atol=1e-4)
+        assert torch.equal(torch.cat([p[1] for p in parts]), targets)

@@ -95,7 +95,7 @@ def test_a_reading_matches_the_onnx_reader_with_per_character_confidences(
         np.testing.assert_allclose(grids.sum(axis=(1, 2)), 1.0, atol=1e-3)  # each character's attention sums to 1
 
 
-def test_health_docs_and_the_wrong_task(server: LiveServer) -> None:
+def test_health_docs_bad_parameters_and_the_wrong_task(server: LiveServer, images: list[Path]) -> None:
     health = httpx.get(f"{server.url}/healthz").json()
     assert health["status"] == "ok" and health["task"] == "read" and health["backend"] == "onnxruntime"
     assert health["limits"]["max_images"] == LIMITS.max_images
@@ -103,11 +103,13 @@ def test_health_docs_and_the_wrong_task(server: LiveServer) -> None:
     assert httpx.get(f"{server.url}/docs").status_code == 200
     page = httpx.get(f"{server.url}/")
     assert page.status_code == 200 and "/static/app.js" in page.text
+    bad = httpx.post(f"{server.url}/v1/read?attention=maybe", files={"image": images[0].read_bytes()})
+    assert bad.status_code == 422 and "attention" in bad.json()["error"]["message"]
     wrong = httpx.post(f"{server.url}/v1/caption", content=b"x", headers={"content-type": "image/png"})
     assert wrong.status_code == 409 and wrong.json()["error"]["code"] == "wrong_task"
 
 
-def test_concurrent_requests_share_model_calls(server: LiveServer, images: list[Path]) -> None:
+def test_concurrent_requests_share_model_calls(server: LiveServer, served_onnx: Path, images: list[Path]) -> None:
     before = httpx.get(f"{server.url}/healthz").json()
     payloads = [p.read_bytes() for p in images[:16]]
 
@@ -117,7 +119,8 @@ def test_concurrent_requests_share_model_calls(server: LiveServer, images: list[
     with ThreadPoolExecutor(16) as pool:
         words = list(pool.map(post, payloads))
     after = httpx.get(f"{server.url}/healthz").json()
-    assert all(isinstance(w, str) for w in words)
+    # Each request gets its own image's reading back, whichever model call it shared.
+    assert words == [r.word for r in OnnxRecognizer.load(served_onnx).read(images[:16])]
     assert after["images"] - before["images"] == 16
     assert after["batches"] - before["batches"] < 16  # some requests were answered by one shared model call
 
@@ -148,3 +151,28 @@ def test_chunked_oversized_bodies_huge_headers_and_slow_clients_leave_the_server
     for connection in slow:
         connection.close()
     assert httpx.post(f"{server.url}/v1/read", files={"image": png(600, 320)}).status_code == 200
+
+
+def test_a_captioner_is_served_at_v1_caption(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from imcaption.api import Captioner
+    from imcaption.captioning.task import CaptionTask, CaptionTrainConfig
+    from imcaption.cli import main
+    from imcaption.engine.loop import Trainer
+
+    data = tmp_path / "scenes"
+    assert main(["caption", "scenes", str(data), "--count", "120", "--quiet"]) == 0
+    base = CaptionTrainConfig()
+    config = replace(base, image_size=64, loop=replace(base.loop, epochs=1, batch_size=16, warmup_steps=5))
+    Trainer(CaptionTask(data, config, progress=False), config.loop, tmp_path / "run", progress=False).run()
+    model = tmp_path / "run" / "best.pt"
+    image = next((data / "images").glob("*.png"))
+    expected = Captioner.load(model).caption(Image.open(image), attention=True)
+    with LiveServer(create_app(load_served_model(model)), free_port()) as live:
+        assert httpx.get(f"{live.url}/healthz").json()["task"] == "caption"
+        answer = httpx.post(f"{live.url}/v1/caption?attention=true", files={"image": image.read_bytes()}).json()
+        assert answer["caption"] == expected.text
+        assert np.array(answer["attention"]).shape == expected.attention.shape
+        wrong = httpx.post(f"{live.url}/v1/read", files={"image": image.read_bytes()})
+        assert wrong.status_code == 409 and "/v1/caption" in wrong.json()["error"]["message"]

@@ -69,9 +69,9 @@ def _shift(images: torch.Tensor, generator: torch.Generator, max_x: int, max_y: 
     padded = F.pad(255 - images, (max_x, max_x, max_y, max_y))
     dx = torch.randint(0, 2 * max_x + 1, (total, 1), generator=generator)[rows]
     dy = torch.randint(0, 2 * max_y + 1, (total, 1), generator=generator)[rows]
-    rows = (dy + torch.arange(height)).view(batch, height, 1)
-    cols = (dx + torch.arange(width)).view(batch, 1, width)
-    moved = padded.permute(0, 2, 3, 1)[torch.arange(batch).view(batch, 1, 1), rows, cols]  # (B, H, W, C)
+    source_rows = (dy + torch.arange(height)).view(batch, height, 1)
+    source_cols = (dx + torch.arange(width)).view(batch, 1, width)
+    moved = padded.permute(0, 2, 3, 1)[torch.arange(batch).view(batch, 1, 1), source_rows, source_cols]  # (B, H, W, C)
     return 255 - moved.permute(0, 3, 1, 2)
 
 

@@ -32,7 +32,7 @@ class Reading:
     word: str
     confidence: float
     attention: np.ndarray | None = None
-    characters: list[float] | None = None
+    char_confidences: list[float] | None = None
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Readings:
     words: list[str]
     confidences: list[float]
     attention: torch.Tensor | np.ndarray | None = None
-    characters: list[list[float]] | None = None
+    char_confidences: list[list[float]] | None = None
 
 
 class BaseRecognizer:
@@ -77,9 +77,9 @@ class BaseRecognizer:
         for start in range(0, len(items), batch_size):
             decoded = self.decode_pixels(self.inputs(items[start : start + batch_size]), beam, lexicon)
             maps = np.asarray(decoded.attention) if attention and decoded.attention is not None else None
-            characters = decoded.characters or [None] * len(decoded.words)
+            char_confidences = decoded.char_confidences or [None] * len(decoded.words)
             readings += [
-                Reading(word, confidence, None if maps is None else maps[n], characters[n])
+                Reading(word, confidence, None if maps is None else maps[n], char_confidences[n])
                 for n, (word, confidence) in enumerate(zip(decoded.words, decoded.confidences, strict=True))
             ]
         return readings[0] if single else readings

@@ -168,9 +168,9 @@ class CaptionTask:
         epoch, offset = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.config.loop.seed, epoch]).permutation(len(self.pairs))
         chosen = [self.pairs[i] for i in order[offset * self.batch_size : (offset + 1) * self.batch_size][rows]]
-        rows = np.array([row for row, _ in chosen])
+        images = np.array([image for image, _ in chosen])
         tokens = self.tokenizer.batch([caption for _, caption in chosen], self.spec.max_length)
-        return model_inputs(self.train_inputs, rows, self.spec.encoder).to(self.device), tokens.to(self.device)
+        return model_inputs(self.train_inputs, images, self.spec.encoder).to(self.device), tokens.to(self.device)
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         inputs, tokens = batch

@@ -150,7 +150,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     from imcaption.api import Recognizer
 
-    recognizer = _onnx_recognizer(args.checkpoint) if args.onnx else Recognizer.load(args.checkpoint, args.device)
+    if args.onnx:
+        from imcaption.deploy.onnx_export import onnx_reader_for
+
+        recognizer = onnx_reader_for(args.checkpoint)
+    else:
+        recognizer = Recognizer.load(args.checkpoint, args.device)
     beam = attention_beam(args, recognizer.config.kind == "sat", recognizer.config.kind)
     # With attention plots, decode each file once: the model inputs are also what the plots draw on.
     images = list(recognizer.inputs(args.images)) if args.attention else args.images
@@ -167,19 +172,6 @@ def cmd_read(args: argparse.Namespace) -> int:
             )
             print(f"attention: {target}")
     return 0
-
-
-def _onnx_recognizer(model: str):  # noqa: ANN202
-    """An ONNX Runtime reader for `model`: an .onnx file as it is, a checkpoint exported to a temporary one."""
-    import tempfile
-
-    from imcaption.deploy.onnx_export import export_onnx
-    from imcaption.deploy.onnx_reader import OnnxRecognizer, is_onnx_file
-
-    if is_onnx_file(model):
-        return OnnxRecognizer.load(model)
-    with tempfile.TemporaryDirectory() as folder:
-        return OnnxRecognizer.load(export_onnx(model, Path(folder) / "model.onnx"))
 
 
 def assignment_options(given: dict, run_dir: Path) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from torch import nn
 
 from imcaption import __version__
 from imcaption.captcha.recognizer import Recognizer
-from imcaption.deploy.onnx_reader import ONNX_FORMAT, ONNX_FORMAT_VERSION
+from imcaption.deploy.onnx_reader import ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxRecognizer, is_onnx_file
 from imcaption.files import write_atomically
 from imcaption.text.char_tokenizer import START
 
@@ -107,6 +108,15 @@ def write_onnx(recognizer: Recognizer, out: str | Path) -> Path:
     onnx.checker.check_model(model)
     write_atomically(out, lambda temp: onnx.save_model(model, str(temp)))
     return Path(out)
+
+
+def onnx_reader_for(model: str | Path) -> OnnxRecognizer:
+    """An ONNX Runtime reader for `model`: an .onnx file as it is, a checkpoint or export converted through a
+    temporary .onnx file."""
+    if is_onnx_file(model):
+        return OnnxRecognizer.load(model)
+    with tempfile.TemporaryDirectory() as folder:
+        return OnnxRecognizer.load(export_onnx(model, Path(folder) / "model.onnx"))
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:

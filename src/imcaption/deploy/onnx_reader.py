@@ -4,7 +4,6 @@ scores, and this module turns them into words and confidences exactly as the PyT
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from imcaption.engine.checkpoint import CheckpointError
 from imcaption.engine.search import LexiconTrie
 from imcaption.images import ImageSize
 from imcaption.models import RecognizerConfig
-from imcaption.text.char_tokenizer import END, PAD, CharTokenizer
+from imcaption.text.char_tokenizer import END, PAD, SPECIALS, CharTokenizer
 
 ONNX_FORMAT = "imcaption-onnx-recognizer"
 ONNX_FORMAT_VERSION = 1
@@ -40,6 +39,18 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def letter_confidences(ids: list[int], step_log_probs: np.ndarray) -> list[float]:
+    """The probability of each letter the tokenizer will decode from `ids`: steps before <end> whose id is a
+    letter (the tokenizer skips <pad> and <start>), so each confidence sits on its own letter."""
+    confidences = []
+    for token, log_prob in zip(ids, step_log_probs, strict=False):
+        if token == END:
+            break
+        if token >= len(SPECIALS):
+            confidences.append(float(np.exp(log_prob)))
+    return confidences
+
+
 def greedy_words(logits: np.ndarray) -> tuple[list[list[int]], np.ndarray, np.ndarray, np.ndarray]:
     """Per-step logits (B, T, V) -> token ids up to and including <end>, log-probability of each reading (B,),
     how many steps each reading took (B,), and each step's chosen log-probability (B, T)."""
@@ -59,12 +70,12 @@ def ctc_words(log_probs: np.ndarray) -> tuple[list[list[int]], np.ndarray, list[
     probability (that of the column where its run starts)."""
     classes = log_probs.argmax(axis=-1)
     best = np.take_along_axis(log_probs, classes[..., None], axis=-1)[..., 0].astype(np.float64)
-    ids, characters = [], []
+    ids, confidences = [], []
     for row, row_best in zip(classes.tolist(), best, strict=True):
         starts = [i for i, c in enumerate(row) if c != PAD and (i == 0 or c != row[i - 1])]
         ids.append([row[i] for i in starts])
-        characters.append(np.exp(row_best[starts]).tolist())
-    return ids, best.sum(axis=1), characters
+        confidences.append(letter_confidences(ids[-1], row_best[starts]))
+    return ids, best.sum(axis=1), confidences
 
 
 def read_description(session) -> dict:  # noqa: ANN001
@@ -95,14 +106,14 @@ class OnnxRecognizer(BaseRecognizer):
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0) -> OnnxRecognizer:
-        """threads: ONNX Runtime intra-op threads; 0 means one per core (its default)."""
+        """threads: ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core)."""
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"model not found: {path}")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -121,15 +132,13 @@ class OnnxRecognizer(BaseRecognizer):
             raise ValueError("an ONNX model decodes greedily; for --beam or --lexicon read the checkpoint instead")
         out = self.scores(pixels)
         if "log_probs" in out:
-            ids, log_conf, characters = ctc_words(out["log_probs"])
+            ids, log_conf, char_confidences = ctc_words(out["log_probs"])
             attention = None
         else:
             ids, log_conf, steps, step_best = greedy_words(out["logits"])
             longest = int(steps.max()) if len(steps) else 0
             # As the PyTorch search, which stops once every reading has ended.
             attention = out["attention"][:, :longest].reshape(len(ids), longest, *self.grid)
-            characters = [np.exp(row[: len(word_ids)]).tolist() for row, word_ids in zip(step_best, ids, strict=True)]
+            char_confidences = [letter_confidences(row, best) for row, best in zip(ids, step_best, strict=True)]
         words = [self.tokenizer.decode(row) for row in ids]
-        # Greedy ids end with <end>; a character's probability is its own step's, <end>'s is left out.
-        characters = [probs[: len(word)] for probs, word in zip(characters, words, strict=True)]
-        return Readings(words, np.exp(log_conf).tolist(), attention, characters)
+        return Readings(words, np.exp(log_conf).tolist(), attention, char_confidences)

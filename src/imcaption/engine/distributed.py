@@ -59,14 +59,31 @@ class World:
         dist.all_reduce(summed)
         return {name: value / self.size for name, value in zip(values, summed.tolist(), strict=True)}
 
-    def any(self, *flags: bool) -> tuple[bool, ...]:
-        """Each flag, true on every rank if it is true on any: decisions that must be the same everywhere
-        (stop, finished, validate now) although each rank's clock and signals differ."""
+    def agree(self, flags: tuple[bool, ...], main_value: float = 0.0) -> tuple[tuple[bool, ...], float]:
+        """Each flag true on every rank if it is true on any, and rank 0's `main_value` (>= 0) on every rank, in
+        one all-reduce: the decisions that must be the same everywhere (stop, finished, validate now, how much
+        of a time budget is spent) although each rank has its own clock and signals."""
         if not self.distributed:
-            return flags
-        values = torch.tensor([int(flag) for flag in flags])
+            return flags, main_value
+        values = torch.tensor([float(flag) for flag in flags] + [main_value if self.is_main else -1.0])
         dist.all_reduce(values, op=dist.ReduceOp.MAX)
-        return tuple(bool(v) for v in values.tolist())
+        *agreed, value = values.tolist()
+        return tuple(v > 0.5 for v in agreed), value
+
+    def same_everywhere(self, value: int) -> bool:
+        """Whether every rank holds the same `value`."""
+        if not self.distributed:
+            return True
+        extremes = torch.tensor([value, -value], dtype=torch.float64)
+        dist.all_reduce(extremes, op=dist.ReduceOp.MAX)
+        return extremes[0].item() == -extremes[1].item()
+
+    def share_buffers(self, model: nn.Module) -> None:
+        """Rank 0's buffers (BatchNorm running statistics) on every rank: each rank's last training forward
+        updated its own, and validation shards must all use the ones rank 0 saves."""
+        if self.distributed:
+            for buffer in model.buffers():
+                dist.broadcast(buffer, 0)
 
     def barrier(self) -> None:
         if self.distributed:
@@ -88,8 +105,11 @@ def join(world: World, device: str) -> None:
     if not world.distributed or dist.is_initialized():
         return
     if device.startswith("cuda"):
+        if device not in ("cuda", f"cuda:{world.local_rank}"):
+            raise ValueError(f"under torchrun, pass --device cuda (each rank takes cuda:LOCAL_RANK), not {device}")
         torch.cuda.set_device(world.local_rank)
-    backend = "nccl" if device.startswith("cuda") else "gloo"
+    # The loop's small agreements are CPU tensors: gloo carries them, nccl the gradients on GPUs.
+    backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
     dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=COLLECTIVE_TIMEOUT)
 
 

@@ -114,8 +114,8 @@ class Trainer:
             raise ValueError(
                 f"--batch-size {task.batch_size} (the global batch) must divide evenly among {world.size} processes"
             )
-        self.rows = world.shard(task.batch_size)
-        self.train_loss = data_parallel(task.model, task.loss, world)
+        self.shard = world.shard(task.batch_size)
+        self.loss_module = data_parallel(task.model, task.loss, world)
         if loop.threads:
             torch.set_num_threads(loop.threads)
         self.optimizer = torch.optim.AdamW(
@@ -133,6 +133,7 @@ class Trainer:
         self.state = RunState()
         self._session_start = time.perf_counter()
         self._last_lr = loop.lr
+        self._spent = 0.0
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> RunState:
@@ -149,7 +150,8 @@ class Trainer:
                 while True:
                     finished = self._finished()
                     due = self._validation_due(finished)
-                    finished, due, stopping = self.world.any(finished, due, stop.received is not None)
+                    flags = (finished, due, stop.received is not None)
+                    (finished, due, stopping), self._spent = self.world.agree(flags, self.budget_spent())
                     if due:
                         window.freeze()
                         metrics = self._validate_unless_stopped(stop, stopping, final=finished)
@@ -243,9 +245,9 @@ class Trainer:
         self._last_lr = self.lr(self.state.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self._last_lr
-        batch = self.task.batch(self.state.step, self.rows)
+        batch = self.task.batch(self.state.step, self.shard)
         self.task.model.train()
-        loss, metrics = self.train_loss(batch)
+        loss, metrics = self.loss_module(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.task.model.parameters(), self.loop.grad_clip)
@@ -254,13 +256,16 @@ class Trainer:
 
     def lr(self, step: int) -> float:
         if self.budget_seconds:
-            return self.loop.lr * warmup_cosine_budget(step, self.loop.warmup_steps, self.budget_spent())
+            # The fraction of the budget spent as all ranks agreed at this step (rank 0's clock), so that every
+            # rank takes the same learning rate.
+            return self.loop.lr * warmup_cosine_budget(step, self.loop.warmup_steps, self._spent)
         return self.loop.lr * warmup_cosine(step, self.loop.warmup_steps, self.total_steps)
 
     def _validate(self, final: bool) -> dict[str, float]:
         """A budgeted run validates on the subset as it goes; at the end, on the whole split, plus the subset
         again (as `subset_<metric>`) so that the last checkpoint competes for best.pt on the same images."""
         self.task.model.eval()
+        self.world.share_buffers(self.task.model)
         with torch.no_grad():
             if not self.budget_seconds:
                 return self.task.validate(None, self.world)

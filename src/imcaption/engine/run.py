@@ -42,7 +42,7 @@ def open_run(
     if not (resume and last.is_file()):
         config = with_options(task_type.kind.config_type(), options)
         task = _build_task(task_type, data_dir, config, None, progress, world)
-        return Trainer(task, config.loop, run_dir, progress, world)
+        return _checked_same_start(Trainer(task, config.loop, run_dir, progress, world), run_dir, world)
     saved = load_checkpoint(last, task_type.kind.checkpoint_format)
     if "config" not in saved:
         raise CheckpointError(
@@ -53,7 +53,7 @@ def open_run(
     task = _build_task(task_type, data_dir, config, saved, progress, world)
     trainer = Trainer(task, config.loop, run_dir, progress, world)
     trainer.resume_from(saved)
-    return trainer
+    return _checked_same_start(trainer, run_dir, world)
 
 
 def _build_task(task_type: TaskType, data_dir: str | Path, config: Any, saved: dict[str, Any] | None, progress: bool,
@@ -68,3 +68,14 @@ def _build_task(task_type: TaskType, data_dir: str | Path, config: Any, saved: d
     if first_here:
         world.barrier()
     return task
+
+
+def _checked_same_start(trainer: Trainer, run_dir: str | Path, world: World) -> Trainer:
+    """Under torchrun every rank must start from the same step: ranks on machines that do not see RUN_DIR's
+    last.pt would start afresh beside a resuming rank 0 and hang in mismatched collectives."""
+    if not world.same_everywhere(trainer.state.step):
+        raise CheckpointError(
+            f"the processes start from different steps (this one: {trainer.state.step}); every rank must see the "
+            f"same {run_dir}/last.pt (a shared folder, or a copy of last.pt on every machine)"
+        )
+    return trainer

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 
 from imcaption import __version__
 from imcaption.images import ImageSize, to_model_input, upright
@@ -29,6 +31,8 @@ from imcaption.serve.models import ServedModel
 
 STATIC = resources.files("imcaption.serve") / "static"
 RAW_TYPES = ("application/octet-stream",)
+# Raster formats only: Pillow would also open EPS (through Ghostscript) and other formats a service has no use for.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 
 
 class ServiceError(Exception):
@@ -89,6 +93,8 @@ async def uploaded_images(request: Request, limits: ServiceLimits) -> list[tuple
     if mime == "multipart/form-data":
         try:
             form = await request.form(max_files=limits.max_images, max_fields=limits.max_images + 16)
+        except ClientDisconnect:
+            raise ServiceError(400, "client_disconnected", "the client left before the body arrived") from None
         except (MultiPartException, StarletteHTTPException, AssertionError, ValueError) as err:
             detail = getattr(err, "detail", None) or getattr(err, "message", None) or str(err)
             if "Too many files" in str(detail):
@@ -101,7 +107,10 @@ async def uploaded_images(request: Request, limits: ServiceLimits) -> list[tuple
         await form.close()
         return images
     if mime.startswith("image/") or mime in RAW_TYPES:
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            raise ServiceError(400, "client_disconnected", "the client left before the body arrived") from None
         if not body:
             raise ServiceError(400, "empty_body", "the request body is empty; send the image's bytes")
         return [("body", body)]
@@ -114,7 +123,7 @@ def decode_upload(name: str, data: bytes, size: ImageSize, max_pixels: int) -> n
     if not data:
         raise ServiceError(422, "empty_image", f"{name}: the file is empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ServiceError(413, "image_too_large",
@@ -126,7 +135,8 @@ def decode_upload(name: str, data: bytes, size: ImageSize, max_pixels: int) -> n
     except Image.DecompressionBombError:  # Pillow's own guard, met before ours on absurd sizes
         raise ServiceError(413, "image_too_large", f"{name}: over the limit of {max_pixels:,} pixels") from None
     except UnidentifiedImageError:
-        raise ServiceError(422, "not_an_image", f"{name}: not an image in a format Pillow reads") from None
+        formats = ", ".join(IMAGE_FORMATS)
+        raise ServiceError(422, "not_an_image", f"{name}: not an image in a format read here ({formats})") from None
     except Exception as err:  # Pillow raises many kinds for damaged files; every one is the client's problem
         raise ServiceError(422, "not_an_image", f"{name}: cannot decode it as an image ({err})") from None
 
@@ -137,7 +147,8 @@ def reading_json(result: dict[str, Any], attention: bool) -> dict[str, Any]:
         "word": word,
         "confidence": round(float(result["confidence"]), 6),
         "characters": [
-            {"char": char, "confidence": round(float(p), 6)} for char, p in zip(word, result["characters"], strict=True)
+            {"char": char, "confidence": round(float(p), 6)}
+            for char, p in zip(word, result["char_confidences"], strict=True)
         ],
     }
     if attention and result["attention"] is not None:
@@ -186,6 +197,11 @@ def create_app(model: ServedModel, limits: ServiceLimits | None = None) -> FastA
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, err: ServiceError) -> JSONResponse:
         return error_response(err.status, err.code, err.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        return error_response(422, "invalid_parameter", problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:

@@ -31,6 +31,7 @@ class MicroBatcher:
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.worker: asyncio.Task | None = None
+        self.held: _Pending | None = None  # taken from the queue but too big for the batch being gathered
         self.batches = 0
         self.images = 0
 
@@ -49,14 +50,19 @@ class MicroBatcher:
         return await done
 
     async def _gather(self) -> list[_Pending]:
-        batch = [await self.queue.get()]
-        count = len(batch[0].pixels)
+        """The next model call's requests: at least one, more until the window closes, never more than
+        max_batch images unless a single request brings more."""
+        first, self.held = self.held or await self.queue.get(), None
+        batch, count = [first], len(first.pixels)
         deadline = time.monotonic() + self.window
         while count < self.max_batch:
             left = deadline - time.monotonic()
             try:
                 item = self.queue.get_nowait() if left <= 0 else await asyncio.wait_for(self.queue.get(), left)
             except (asyncio.QueueEmpty, TimeoutError):
+                break
+            if count + len(item.pixels) > self.max_batch:
+                self.held = item  # it starts the next batch
                 break
             batch.append(item)
             count += len(item.pixels)
@@ -66,8 +72,8 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather()
-            pixels = np.concatenate([item.pixels for item in batch])
             try:
+                pixels = np.concatenate([item.pixels for item in batch])
                 results = await loop.run_in_executor(self.executor, self.model, pixels)
             except Exception as err:  # a model failure answers these requests, the worker lives on
                 for item in batch:

@@ -3,7 +3,6 @@ reduced to one function from a batch of model-sized pixels to one result per ima
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 
 from imcaption.engine.checkpoint import CheckpointError
 from imcaption.images import ImageSize
+from imcaption.text.word_tokenizer import END
 
 
 @dataclass
@@ -24,22 +24,23 @@ class ServedModel:
 
 
 def _recognizer(path: Path) -> ServedModel:
-    from imcaption.deploy.onnx_export import export_onnx
-    from imcaption.deploy.onnx_reader import OnnxRecognizer, is_onnx_file
+    from imcaption.deploy.onnx_export import onnx_reader_for
 
-    if is_onnx_file(path):
-        reader = OnnxRecognizer.load(path)
-    else:  # served through ONNX Runtime all the same: faster, and it gives each character's probability
-        with tempfile.TemporaryDirectory() as folder:
-            reader = OnnxRecognizer.load(export_onnx(path, Path(folder) / "model.onnx"))
+    # A checkpoint is served through ONNX Runtime all the same: faster, and it gives each letter's probability.
+    reader = onnx_reader_for(path)
 
     def run(pixels: np.ndarray) -> list[dict[str, Any]]:
         decoded = reader.decode_pixels(pixels)
         maps = decoded.attention
         return [
-            {"word": word, "confidence": conf, "characters": chars, "attention": None if maps is None else maps[n]}
+            {
+                "word": word,
+                "confidence": conf,
+                "char_confidences": chars,
+                "attention": None if maps is None else maps[n],
+            }
             for n, (word, conf, chars) in enumerate(
-                zip(decoded.words, decoded.confidences, decoded.characters or [], strict=True)
+                zip(decoded.words, decoded.confidences, decoded.char_confidences or [], strict=True)
             )
         ]
 
@@ -57,8 +58,10 @@ def _captioner(path: Path) -> ServedModel:
     def run(pixels: np.ndarray) -> list[dict[str, Any]]:
         ids, maps = captioner.caption_inputs(captioner.inputs(pixels))
         grids = maps.view(*maps.shape[:2], *captioner.grid).numpy() if maps is not None and attends else None
+        # A caption's own steps (its words and <end>), not the padding to the batch's longest caption.
+        steps = [row.index(END) + 1 if END in row else len(row) for row in ids]
         return [
-            {"caption": captioner.tokenizer.decode(row), "attention": None if grids is None else grids[n]}
+            {"caption": captioner.tokenizer.decode(row), "attention": None if grids is None else grids[n][: steps[n]]}
             for n, row in enumerate(ids)
         ]
 

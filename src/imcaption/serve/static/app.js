@@ -67,14 +67,22 @@ async function send(file) {
   const body = new FormData();
   body.append("image", file, file.name || "pasted.png");
   const path = state.task === "read" ? "/v1/read" : "/v1/caption";
-  const response = await fetch(`${path}?attention=true`, { method: "POST", body });
-  const answer = await response.json();
+  let response, answer;
+  try {
+    response = await fetch(`${path}?attention=true`, { method: "POST", body });
+    answer = await response.json();
+  } catch (error) {
+    $("result").hidden = true;
+    showError(response ? `error ${response.status}` : "cannot reach the service");
+    return;
+  }
   if (!response.ok) {
     $("result").hidden = true;
     showError(answer.error ? answer.error.message : `error ${response.status}`);
     return;
   }
   const image = $("preview");
+  if (image.src) URL.revokeObjectURL(image.src);
   image.src = URL.createObjectURL(file);
   await image.decode();
   showReading(answer, image);
