@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +23,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.loopback import free_port
 from imcaption.files import write_text_atomically
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run_training(processes: int, args: argparse.Namespace) -> dict:

@@ -19,7 +19,6 @@ import asyncio
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,15 +30,10 @@ if __package__ in (None, ""):  # run as a file, not with -m: make `bench` import
 import httpx
 import numpy as np
 
+from bench.loopback import free_port
 from imcaption.files import write_text_atomically
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def memory_kb(pid: int, field: str) -> int:

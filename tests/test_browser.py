@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.loopback import free_port
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.deploy.onnx_export import export_onnx
 from imcaption.deploy.onnx_reader import OnnxRecognizer
 from imcaption.serve.app import create_app
 from imcaption.serve.models import load_served_model
-from tests.test_serve import LiveServer, free_port
+from tests.test_serve import LiveServer
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # CI installs the browser (.ci/run); there, a missing browser is a failure, not a skip.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.loopback import free_port
 from imcaption.captcha.task import RECOGNIZER_FORMAT
 from imcaption.engine.checkpoint import load_checkpoint
 from imcaption.engine.distributed import World
@@ -25,12 +25,6 @@ OPTIONS = ["--model", "sat", "--height", "32", "--width", "64", "--batch-size", 
 # Each rank normalizes its BatchNorm layers over its own 8 images rather than all 16, and sums in another order:
 # the curves agree to this much, not bit for bit.
 LOSS_TOLERANCE = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def train(data: Path, run: Path, processes: int, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import uvicorn
 
+from bench.loopback import free_port
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.deploy.onnx_export import export_onnx
 from imcaption.deploy.onnx_reader import OnnxRecognizer
@@ -47,12 +48,6 @@ class LiveServer:
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,6 @@ class OnnxRecognizer(BaseRecognizer):
         self.tokenizer = CharTokenizer.from_dict(described["tokenizer"])
         self.size = ImageSize(**described["image_size"])
         self.grid = tuple(described["grid"]) if described.get("grid") else None
-        self.device = "cpu"
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0) -> OnnxRecognizer:
