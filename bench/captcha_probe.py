@@ -47,6 +47,7 @@ def probe_row(run: Path) -> dict:
         "budget_minutes": config.loop.minutes,
         "parameters": trained_parameters(build_recognizer(RecognizerConfig.from_dict(saved["model_config"]))),
         "input_size": f"{config.height}x{config.width}",
+        "precision": config.loop.precision,
         "steps": last["step"],
         "val_exact_match": last["val_exact_match"],
         "val_cer": round(last["val_cer"], 5),

@@ -35,4 +35,14 @@ def provenance(cores_shared: bool) -> dict:
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
         "cores_shared": cores_shared,
+        "cpu_native_bf16": cpu_native_bf16(),
     }
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU runs bf16 in hardware: what `--precision auto` trains in."""
+    import torch
+
+    from imcaption.engine.precision import native_bf16
+
+    return native_bf16(torch.device("cpu"))

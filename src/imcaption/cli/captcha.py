@@ -74,7 +74,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         task = trainer.task
         return (
             f"training {task.config.model} on {len(task.train_ids):,} images, validating on {len(task.val_ids):,};"
-            f" {trainer.schedule_text()} of {task.batch_size} on {task.device}{trainer.world_text()}"
+            f" {trainer.schedule_text()} of {task.batch_size} on {task.device} in {trainer.precision}"
+            f"{trainer.world_text()}"
         )
 
     return train_command(args, CaptchaTask, describe, "exact match")

@@ -47,6 +47,13 @@ class LoopConfig:
     keep: int = option(3, "step-N checkpoints to keep beside best.pt and last.pt", on_resume=True)
     threads: int = option(0, "torch CPU threads; 0: torch's default (all cores)", on_resume=True)
     device: str = option("cpu", "cpu, cuda or cuda:N", on_resume=True)
+    precision: str = option(
+        "auto",
+        "number format of the training forward pass: bf16 (mixed, weights stay fp32), fp32, or auto: bf16 where "
+        "the processor has it in hardware (AMX / AVX-512 BF16 CPUs, recent GPUs), else fp32",
+        choices=("auto", "fp32", "bf16"),
+        on_resume=True,
+    )
 
 
 def config_fields(config: Any) -> dict[str, dataclasses.Field]:

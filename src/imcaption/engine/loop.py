@@ -26,6 +26,7 @@ import json
 import signal
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ from imcaption.engine.checkpoint import CheckpointError, save_checkpoint
 from imcaption.engine.config import LoopConfig
 from imcaption.engine.distributed import SINGLE, World, data_parallel
 from imcaption.engine.interrupt import Interrupted, StopRequests
+from imcaption.engine.precision import autocast, resolve_precision
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.schedule import warmup_cosine, warmup_cosine_budget
 from imcaption.files import write_text_atomically
@@ -115,6 +117,9 @@ class Trainer:
                 f"--batch-size {task.batch_size} (the global batch) must divide evenly among {world.size} processes"
             )
         self.shard = world.shard(task.batch_size)
+        device = resolve_device(loop.device)
+        self.precision = resolve_precision(loop.precision, device)
+        self._autocast = partial(autocast, self.precision, device)
         self.loss_module = data_parallel(task.model, task.loss, world)
         if loop.threads:
             torch.set_num_threads(loop.threads)
@@ -247,7 +252,8 @@ class Trainer:
             group["lr"] = self._last_lr
         batch = self.task.batch(self.state.step, self.shard)
         self.task.model.train()
-        loss, metrics = self.loss_module(batch)
+        with self._autocast():
+            loss, metrics = self.loss_module(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.task.model.parameters(), self.loop.grad_clip)
