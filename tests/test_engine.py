@@ -20,6 +20,7 @@ from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask
 from imcaption.engine.checkpoint import CheckpointError, load_checkpoint
 from imcaption.engine.interrupt import Interrupted
 from imcaption.engine.loop import Trainer
+from imcaption.engine.precision import native_bf16, resolve_precision
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.run import open_run
 from imcaption.engine.schedule import FLOOR, warmup_cosine, warmup_cosine_budget
@@ -237,3 +238,29 @@ def test_a_budgeted_run_resumes_with_the_time_it_had_left(easy_dataset: Path, tm
     assert state.step > 6 and 3.0 <= state.wall_seconds < 5.0  # both sessions together fill the budget once
     with pytest.raises(ValueError, match="--minutes 1.0"):
         open_run(CaptchaTask, easy_dataset, tmp_path, {"minutes": 1.0}, resume=True, progress=False)
+
+
+# -- mixed precision (--precision) -------------------------------------------------------------------------------
+def test_precision_auto_takes_bf16_exactly_where_the_cpu_has_it() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ValueError, match="fp16.*auto, fp32, bf16"):
+        resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_steps_run_their_convolutions_in_the_chosen_precision_and_keep_fp32_weights(
+    precision: str, easy_dataset: Path, tmp_path: Path
+) -> None:
+    trainer = open_run(CaptchaTask, easy_dataset, tmp_path, {**OPTIONS, "max_steps": 4, "precision": precision},
+                       progress=False)  # fmt: skip
+    seen: list[torch.dtype] = []
+    first_conv = trainer.task.model.encoder.layers[0][0]
+    first_conv.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    trainer.run()
+    expected = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert seen[:4] == [expected] * 4  # the four training steps
+    assert seen[4:] and set(seen[4:]) == {torch.float32}  # validation reads as the saved model will: fp32
+    weights = _weights(tmp_path)
+    assert {value.dtype for value in weights.values() if value.is_floating_point()} == {torch.float32}

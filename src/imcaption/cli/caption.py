@@ -40,8 +40,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         task, spec = trainer.task, trainer.task.spec
         return (
             f"training a {spec.decoder} captioner ({spec.encoder} encoder, {spec.image_size} px) on "
-            f"{len(task.train_images):,} images, {len(task.pairs):,} captions; vocabulary {task.tokenizer.vocab_size:,};"
-            f" {trainer.precision}{trainer.world_text()}"
+            f"{len(task.train_images):,} images, {len(task.pairs):,} captions; vocabulary {task.tokenizer.vocab_size:,}"
+            f"; {trainer.precision}{trainer.world_text()}"
         )
 
     return train_command(args, CaptionTask, describe, "BLEU-4")

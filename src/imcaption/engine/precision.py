@@ -9,7 +9,7 @@ checkpoint does not depend on the precision it was trained in.
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -32,7 +32,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
-def autocast(precision: str, device: torch.device) -> ContextManager:
+def autocast(precision: str, device: torch.device) -> AbstractContextManager:
     """The context a forward pass runs in for a resolved `precision`."""
     if precision == "fp32":
         return contextlib.nullcontext()
