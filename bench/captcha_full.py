@@ -114,6 +114,7 @@ def main() -> None:
         "options": " ".join(options),
         "augment": trained_with.augment,
         "label_smoothing": trained_with.label_smoothing,
+        "precision": trained_with.loop.precision,
         "parameters": trained_parameters(build_recognizer(recognizer.config)),
         "parameters_counted": "trained, before BatchNorm folding",
         "input_size": f"{recognizer.size.height}x{recognizer.size.width}",

@@ -46,7 +46,7 @@ def probe_row(run: Path) -> dict:
         "model": config.model,
         "budget_minutes": config.loop.minutes,
         "parameters": trained_parameters(build_recognizer(RecognizerConfig.from_dict(saved["model_config"]))),
-        "input_size": f"{config.height}x{config.width}",
+        "input_size": config.input_size.tag,
         "precision": config.loop.precision,
         "steps": last["step"],
         "val_exact_match": last["val_exact_match"],

@@ -45,6 +45,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000, help="validation images to time")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--profile-batches", type=int, default=4)
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="read in this number format; bf16 also counts the words that differ from fp32's",
+    )
     parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
 
@@ -60,13 +66,17 @@ def main() -> None:
 
     made_by = provenance(args.shared)
     dataset = CaptchaDataset.open(args.data)
-    recognizer = Recognizer.load(args.checkpoint)
+    recognizer = Recognizer.load(args.checkpoint, precision=args.precision)
     cache = ensure_cache(dataset, recognizer.size)
     ids = list(dataset.split("val").indices)[: args.count]
     read_cached(recognizer, cache, ids[: args.batch], args.batch, progress=False)  # warm-up
     start = time.perf_counter()
-    read_cached(recognizer, cache, ids, args.batch, progress=False)
+    words = read_cached(recognizer, cache, ids, args.batch, progress=False).words
     seconds = time.perf_counter() - start
+    truth = dataset.words(dataset.split("val"))[: len(ids)]
+    fp32_words = words
+    if args.precision != "fp32":
+        fp32_words = read_cached(Recognizer.load(args.checkpoint), cache, ids, args.batch, progress=False).words
 
     batches = [
         as_batch(cache.read(ids[i : i + args.batch])) for i in range(0, args.batch * args.profile_batches, args.batch)
@@ -86,6 +96,9 @@ def main() -> None:
         "checkpoint": args.checkpoint,
         "images": len(ids),
         "batch": args.batch,
+        "precision": args.precision,
+        "exact_match": sum(w == t for w, t in zip(words, truth, strict=True)) / len(ids),
+        "words_differing_from_fp32": sum(w != f for w, f in zip(words, fp32_words, strict=True)),
         "threads": torch.get_num_threads(),
         "images_per_s": round(len(ids) / seconds, 1),
         "microseconds_per_image": round(1e6 * seconds / len(ids), 1),

@@ -115,15 +115,26 @@ def comparison_table(results: dict[str, dict], names: list[str], field_rows: lis
 
 # The probe each probe is compared with: the default's probe of the same budget, and for probes made after batch
 # 64 became the default (commit 20a2108), the probe of that new default (`sat_15_batch64`), not the old one.
-COMPARED_WITH = {"sat_15_80x160": "sat_15_batch64", "sat_15_ch96": "sat_15_batch64"}
+COMPARED_WITH = {
+    "sat_15_80x160": "sat_15_batch64",
+    "sat_15_ch96": "sat_15_batch64",
+    "sat_15_bf16": "sat_15_batch64",
+    # Levers tried on top of bf16 compare with bf16 alone.
+    "sat_15_bf16_80x160": "sat_15_bf16",
+}
 
 
 def peer_line(budget: float, probes: dict, runs: dict[str, dict]) -> list[str]:
-    """Our best at a budget against the CRNN peer's: `sat_<budget>` is a probe, or else a full run of that name."""
+    """Our best at a budget (probes and full runs) against the CRNN peer's: `sat_<budget>` is a probe, or else a
+    full run of that name."""
     ours, peer = probes.get(f"sat_{budget:g}") or runs.get(f"sat_{budget:g}"), probes.get(f"crnn_{budget:g}")
     if not (ours and peer):
         return []
-    candidates = [(n, p) for n, p in probes.items() if p["budget_minutes"] == budget and p["model"] != "crnn"]
+    candidates = [
+        (n, p)
+        for n, p in [*probes.items(), *runs.items()]
+        if p.get("budget_minutes") == budget and p["model"] != "crnn"
+    ]
     best_name, best = max([(f"sat_{budget:g}", ours), *candidates], key=lambda item: item[1]["val_exact_match"])
     ratio = best["val_exact_match"] / max(peer["val_exact_match"], 1e-9)
     steps = f" ({best['steps']:,} steps)" if "steps" in best else ""
@@ -149,7 +160,9 @@ def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
         "cosine reaches its floor when the time is up), validates on the first 2,000 validation images as it "
         "goes and on all 20,000 at the end; one change at a time against the default (`sat`) at the same budget. "
         "Δ is the full-validation difference, in points, from the default's probe of the same budget made with the "
-        "same defaults (the batch size became 64 after `sat_15`, whose probe is `sat_15_batch64`). "
+        "same defaults (the batch size became 64 after `sat_15`, whose probe is `sat_15_batch64`; probes named `bf16` "
+        "train the forward pass in bfloat16 autocast, which this Xeon runs in hardware (AMX), and compare with "
+        "`sat_15_bf16`, the first of them, when they change one more thing). "
         "`crnn` is the peer: a standard captcha CRNN as captcha_trainer's users train it (gray CNN5 + two-layer "
         "BiLSTM + CTC, Adam at 1e-3, no augmentation; `src/imcaption/models/crnn.py`), trained by the same "
         "benchmark on the same machine with our budgeted schedule. One run per probe: no probe has been repeated "

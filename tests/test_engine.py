@@ -11,19 +11,22 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
-from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask
+from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask, CaptchaTrainConfig
 from imcaption.engine.checkpoint import CheckpointError, load_checkpoint
+from imcaption.engine.config import with_options
 from imcaption.engine.interrupt import Interrupted
 from imcaption.engine.loop import Trainer
 from imcaption.engine.precision import native_bf16, resolve_precision
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.run import open_run
 from imcaption.engine.schedule import FLOOR, warmup_cosine, warmup_cosine_budget
+from imcaption.images import ImageSize
 
 # 256 training images in batches of 32: 8 steps an epoch, 16 in all; validation every 4 steps on 32 images.
 OPTIONS = dict(epochs=2, batch_size=32, height=32, width=64, train_limit=256, val_limit=32, eval_every=4, keep=2)
@@ -264,3 +267,13 @@ def test_training_steps_run_their_convolutions_in_the_chosen_precision_and_keep_
     assert seen[4:] and set(seen[4:]) == {torch.float32}  # validation reads as the saved model will: fp32
     weights = _weights(tmp_path)
     assert {value.dtype for value in weights.values() if value.is_floating_point()} == {torch.float32}
+
+
+def test_the_input_size_is_the_models_own_unless_given_and_a_run_saves_it_written_out() -> None:
+    default = CaptchaTrainConfig()
+    assert (default.height, default.width) == (0, 0) and default.input_size == ImageSize(80, 160)
+    assert with_options(default, {"model": "crnn"}).input_size == ImageSize(64, 128)  # the peer's own height
+    assert with_options(default, {"model": "crnn", "height": 96}).input_size == ImageSize(96, 128)
+    # Written out, so a later change of the default cannot change the size of a run being resumed.
+    saved = CaptchaTrainConfig.from_dict(json.loads(json.dumps(asdict(default.resolved()))))
+    assert (saved.height, saved.width) == (80, 160)

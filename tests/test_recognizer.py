@@ -41,6 +41,21 @@ def test_sat_learns_to_read_held_out_images(trained_sat: Path, easy_dataset: Pat
     assert accuracy >= 0.6, f"held-out exact match {accuracy:.2%}"
 
 
+def test_reading_in_bf16_agrees_with_fp32_and_gives_fp32_attention(trained_sat: Path, easy_dataset: Path) -> None:
+    fp32, bf16 = Recognizer.load(trained_sat), Recognizer.load(trained_sat, precision="bf16")
+    images, _ = _val_batch(easy_dataset, fp32.size)
+    pixels = images.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+    exact, fast = fp32.read(pixels, attention=True), bf16.read(pixels, attention=True)
+    # bf16 keeps 8 bits of mantissa: a close call may flip, most readings may not.
+    same = sum(a.word == b.word for a, b in zip(exact, fast, strict=True)) / len(exact)
+    assert same >= 0.9, f"only {same:.0%} of the words agree"
+    assert all(r.attention.dtype == np.float32 for r in fast)
+    agreeing = [(a, b) for a, b in zip(exact, fast, strict=True) if a.word == b.word]
+    assert all(abs(a.confidence - b.confidence) < 0.1 for a, b in agreeing)
+    with pytest.raises(ValueError, match="unknown precision"):
+        Recognizer.load(trained_sat, precision="int8")
+
+
 def test_par_learns_to_read_held_out_images(easy_dataset: Path, tmp_path: Path) -> None:
     options = dict(model="par", epochs=12, batch_size=32, warmup_steps=50, height=32, width=64, augment="none")
     open_run(CaptchaTask, easy_dataset, tmp_path, options, progress=False).run()

@@ -14,8 +14,9 @@ from imcaption.captcha.labels import LabelRow, read_labels, write_labels
 from imcaption.captcha.metrics import exact_match, recognition_report
 from imcaption.captcha.reading import read_cached
 from imcaption.captcha.recognizer import Recognizer
-from imcaption.captcha.task import CaptchaTask
+from imcaption.captcha.task import CaptchaTask, CaptchaTrainConfig
 from imcaption.captcha.vocabulary import default_vocabulary
+from imcaption.engine.config import with_options
 from imcaption.engine.run import open_run
 from imcaption.files import write_text_atomically
 from imcaption.manifest import read_manifest
@@ -46,7 +47,7 @@ def run_assignment(
     dataset = CaptchaDataset.open(data_dir)
     print("      " + dataset.describe())
     print("[2/5] image cache")
-    ensure_cache(dataset, progress=progress)
+    ensure_cache(dataset, with_options(CaptchaTrainConfig(), options or {}).input_size, progress=progress)
     print(f"[3/5] training in {run_dir}")
     trainer = open_run(CaptchaTask, data_dir, run_dir, options, resume=True, progress=progress)
     if trainer.is_done():

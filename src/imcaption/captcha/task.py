@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ from imcaption.models import RECOGNIZERS, EncoderConfig, RecognizerConfig, build
 from imcaption.text.char_tokenizer import CharTokenizer
 
 RECOGNIZER_FORMAT = "imcaption-recognizer"
+# 80x160 reads more of each letter's detail than 64x128 and, trained in bf16, wins at equal wall time
+# (BENCHMARKS.md, recipe probes). The crnn peer keeps the 64-pixel height its users train it at.
+DEFAULT_INPUT_SIZE = ImageSize(80, 160)
+MODEL_INPUT_SIZES = {"crnn": ImageSize(64, 128)}
 VALIDATION_BATCH = 500
 
 
@@ -37,8 +41,8 @@ class CaptchaTrainConfig:
         "encoder channels of its four stages, comma-separated; the last two run at 1/4 and 1/8 of the input"
         " width, where width costs least per pixel",
     )
-    height: int = option(64, "model input height in pixels (divisible by 16)")
-    width: int = option(128, "model input width in pixels (divisible by 8)")
+    height: int = option(0, "model input height in pixels (divisible by 16); 0: the model's own, 80 (crnn: 64)")
+    width: int = option(0, "model input width in pixels (divisible by 8); 0: the model's own, 160 (crnn: 128)")
     augment: str = option(
         "shift",
         "shift: whole-pixel shifts + color-channel permutation; full: affine warp + permutation; "
@@ -51,6 +55,18 @@ class CaptchaTrainConfig:
     # The shared loop's defaults are the captcha recipe (10 epochs, peak 3e-3, 300 warmup, clip 2), with batches of
     # 64: at equal wall time they read more from each image than batches of 128 (BENCHMARKS.md, recipe probes).
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=64))
+
+    @property
+    def input_size(self) -> ImageSize:
+        """--height and --width, each 0 taking the model's own input size."""
+        own = MODEL_INPUT_SIZES.get(self.model, DEFAULT_INPUT_SIZE)
+        return ImageSize(self.height or own.height, self.width or own.width)
+
+    def resolved(self) -> CaptchaTrainConfig:
+        """This config with the input size written out, as a run saves it: a resumed run keeps its size even
+        if a later version changes the default."""
+        size = self.input_size
+        return replace(self, height=size.height, width=size.width)
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> CaptchaTrainConfig:
@@ -92,10 +108,10 @@ class CaptchaTask:
         self.augmentation = None if config.augment == "none" else augment_config(config.augment)
         channels = encoder_channels(config.channels)
         self.device = resolve_device(config.loop.device)
-        self.config = config
+        self.config = config = config.resolved()
         self.batch_size = config.loop.batch_size
         dataset = CaptchaDataset.open(data_dir)
-        self.size = ImageSize(config.height, config.width)
+        self.size = config.input_size
         self.cache = ensure_cache(dataset, self.size, progress=progress)
         self.tokenizer = CharTokenizer()
         self.train_ids = np.asarray(dataset.split("train").indices)
