@@ -162,7 +162,9 @@ def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
         "Δ is the full-validation difference, in points, from the default's probe of the same budget made with the "
         "same defaults (the batch size became 64 after `sat_15`, whose probe is `sat_15_batch64`; probes named `bf16` "
         "train the forward pass in bfloat16 autocast, which this Xeon runs in hardware (AMX), and compare with "
-        "`sat_15_bf16`, the first of them, when they change one more thing). "
+        "`sat_15_bf16`, the first of them, when they change one more thing). Options are those of the probe's day: "
+        "every probe here trained with the defaults of its commit, and until `sat_15_bf16_80x160` made them the "
+        "default (`--precision auto`, 80 x 160 input) those were fp32 and 64 x 128. "
         "`crnn` is the peer: a standard captcha CRNN as captcha_trainer's users train it (gray CNN5 + two-layer "
         "BiLSTM + CTC, Adam at 1e-3, no augmentation; `src/imcaption/models/crnn.py`), trained by the same "
         "benchmark on the same machine with our budgeted schedule. One run per probe: no probe has been repeated "
@@ -387,9 +389,16 @@ def profile_section(profiles: dict[str, dict]) -> list[str]:
     ]
     for name, r in profiles.items():
         shares = "; ".join(f"{group} {pct(share)}" for group, share in r["time_share"].items())
+        precision = r.get("precision", "fp32")
+        agreement = (
+            f" {r['words_differing_from_fp32']:,} of {r['images']:,} words differ from the fp32 reading; exact "
+            f"match {pct(r['exact_match'])}."
+            if precision != "fp32"
+            else ""
+        )
         rows += [
-            f"- `{name}` ({r['model']}, {r['images']:,} images): **{num(r['images_per_s'])} images/s**, "
-            f"{r['microseconds_per_image']} µs per image. Time: {shares}. Made by: {made_by(r)}.",
+            f"- `{name}` ({r['model']}, {precision}, {r['images']:,} images): **{num(r['images_per_s'])} images/s**, "
+            f"{r['microseconds_per_image']} µs per image.{agreement} Time: {shares}. Made by: {made_by(r)}.",
         ]
     return [*rows, ""]
 
@@ -597,7 +606,9 @@ def serve_section(serve: dict | None) -> list[str]:
             f"{r['errors']} of {r['requests']:,} |"
         )
 
-    small = serve.get("load_128x64_png")
+    # Results before the input became 80x160 recorded the small round under its size.
+    small = serve.get("load_model_input_png", serve.get("load_128x64_png"))
+    height, width = serve.get("model_input", "64x128").split("x")
     return [
         "## Deployment: the HTTP service on loopback (`bench/serve.py` → `results/serve.json`)",
         "",
@@ -607,7 +618,7 @@ def serve_section(serve: dict | None) -> list[str]:
         "| uploads | images/s | p50 | p95 | p99 | errors |",
         "|---|---|---|---|---|---|",
         row("captcha PNGs as stored, 600x320", load_),
-        *([row("the same, resized by the client to 128x64", small)] if small else []),
+        *([row(f"the same, resized by the client to {width}x{height}", small)] if small else []),
         "",
         f"- Targets (issue 13, full-size uploads): >= 500 images/s with p99 < 250 ms: {met(fast)}; zero errors and "
         f"peak RSS < 1.5 GB (it was {load_['server_peak_rss_gb']} GB): {met(clean)}.",

@@ -2,13 +2,13 @@
 
     python -m bench.serve runs/bench_sat_60/best.pt --clients 16 --seconds 30   # -> bench/results/serve.json
 
-Starts the service as its own process (the command a user runs), then N concurrent clients each send one
-validation captcha PNG per request (600x320, as the dataset stores them) for T seconds: throughput, p50/p95/p99
-latency, errors, and the server's peak RSS. A second round sends the same captchas as 128x64 PNGs (what a
-client that resizes before sending uploads), and the bench times decoding and resizing one 600x320 PNG on one
-core, the cost every full-size request pays before the model. Then a second server with the abuse corpus's limits
-(tests/abuse_corpus.py) receives the corpus --abuse-rounds times: every answer must be its 4xx, none a 5xx, and
-the server must still be up, with its RSS before and after. The clients share the 2 cores with the server, so
+Starts the service as its own process (the command a user runs), then N concurrent clients each send one validation
+captcha PNG per request (600x320, as the dataset stores them) for T seconds: throughput, p50/p95/p99 latency,
+errors, and the server's peak RSS. A second round sends the same captchas resized to the model's input, as PNGs
+(what a client that resizes before sending uploads), and the bench times decoding and resizing one 600x320 PNG on
+one core, the cost every full-size request pays before the model. Then a second server with the abuse corpus's
+limits (tests/abuse_corpus.py) receives the corpus --abuse-rounds times: every answer must be its 4xx, none a 5xx,
+and the server must still be up, with its RSS before and after. The clients share the 2 cores with the server, so
 the throughput is that of the whole loopback system. Run it on an idle machine.
 """
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from bench.loopback import free_port
 from imcaption.files import write_text_atomically
+from imcaption.images import ImageSize
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -99,17 +100,16 @@ async def load(url: str, payloads: list[bytes], clients: int, seconds: float) ->
     }
 
 
-def small_pngs(paths: list[Path]) -> list[bytes]:
+def small_pngs(paths: list[Path], size: ImageSize) -> list[bytes]:
     """The captchas at the model's input size, PNG-encoded."""
     from PIL import Image
 
-    from imcaption.captcha.image_cache import DEFAULT_SIZE
     from imcaption.images import load_image, to_model_input
 
     out = []
     for path in paths:
         buffer = io.BytesIO()
-        Image.fromarray(to_model_input(load_image(path), DEFAULT_SIZE)).save(buffer, "PNG")
+        Image.fromarray(to_model_input(load_image(path), size)).save(buffer, "PNG")
         out.append(buffer.getvalue())
     return out
 
@@ -154,6 +154,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench.provenance import provenance
+    from imcaption.api import Recognizer
     from imcaption.captcha.dataset import CaptchaDataset
     from tests.abuse_corpus import CORPUS_LIMITS
 
@@ -162,7 +163,8 @@ def main() -> None:
     paths = [dataset.image_path(i) for i in list(dataset.split("val").indices)[:256]]
     payloads = [p.read_bytes() for p in paths]
 
-    small = small_pngs(paths)
+    model_input = Recognizer.load(args.model).size
+    small = small_pngs(paths, model_input)
     server, url = start_server(args.model, [])
     try:
         loaded = asyncio.run(load(url, payloads, args.clients, args.seconds))
@@ -193,7 +195,8 @@ def main() -> None:
         "seconds": args.seconds,
         "image": "validation captcha PNGs, 600x320, one per request",
         "load": loaded,
-        "load_128x64_png": loaded_small,
+        "model_input": model_input.tag,
+        "load_model_input_png": loaded_small,
         "decode_resize_ms_600x320": decode_ms(payloads),
         "abuse": abused,
         "cpu_count": os.cpu_count(),

@@ -8,6 +8,7 @@ from PIL import Image
 
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.image_cache import build_cache, cache_paths, ensure_cache, open_cache
+from imcaption.captcha.task import CaptchaTrainConfig
 from imcaption.cli import main
 from imcaption.images import ImageReadError, ImageSize, load_image, to_model_input
 
@@ -97,19 +98,20 @@ def test_a_killed_cache_build_is_redone_to_the_same_bytes(tmp_path: Path) -> Non
     root = tmp_path / "set"
     generate_dataset(root, default_vocabulary(), count=700, seed=2, progress=False)
     dataset = CaptchaDataset.open(root)
-    straight = build_cache(dataset, ImageSize(64, 128), workers=1, progress=False)
+    size = CaptchaTrainConfig().input_size  # what `captcha cache` builds without --height/--width
+    straight = build_cache(dataset, size, workers=1, progress=False)
     expected = straight.data_path.read_bytes()
     shutil.rmtree(straight.data_path.parent)
 
     command = [sys.executable, "-m", "imcaption", "captcha", "cache", str(root), "--workers", "1", "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    data_path, index_path = cache_paths(root, ImageSize(64, 128))
+    data_path, index_path = cache_paths(root, size)
     deadline = time.monotonic() + 60
     while not data_path.with_name(data_path.name + ".partial").exists() and time.monotonic() < deadline:
         time.sleep(0.005)
     time.sleep(0.1)  # some images into the build
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert open_cache(dataset, ImageSize(64, 128)) is None  # nothing half-built passes for a cache
+    assert open_cache(dataset, size) is None  # nothing half-built passes for a cache
     assert main(["captcha", "cache", str(root), "--quiet"]) == 0
     assert data_path.read_bytes() == expected and index_path.is_file()
