@@ -106,7 +106,8 @@ def main() -> None:
     curve = read_metrics(run / "metrics.jsonl")
     speeds = [p["train_images_per_s"] for p in curve if "train_images_per_s" in p]
     out = RESULTS / f"captcha_full_{name}.json"
-    trained_with = CaptchaTrainConfig.from_dict(load_checkpoint(run / "best.pt", RECOGNIZER_FORMAT)["config"])
+    best = load_checkpoint(run / "best.pt", RECOGNIZER_FORMAT)
+    trained_with = CaptchaTrainConfig.from_dict(best["config"])
     results = {
         "model": args.model,
         "epochs": None if args.minutes else epochs,
@@ -114,7 +115,7 @@ def main() -> None:
         "options": " ".join(options),
         "augment": trained_with.augment,
         "label_smoothing": trained_with.label_smoothing,
-        "precision": trained_with.loop.precision,
+        "precision": best.get("precision", trained_with.loop.precision),
         "parameters": trained_parameters(build_recognizer(recognizer.config)),
         "parameters_counted": "trained, before BatchNorm folding",
         "input_size": f"{recognizer.size.height}x{recognizer.size.width}",

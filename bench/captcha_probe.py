@@ -47,7 +47,7 @@ def probe_row(run: Path) -> dict:
         "budget_minutes": config.loop.minutes,
         "parameters": trained_parameters(build_recognizer(RecognizerConfig.from_dict(saved["model_config"]))),
         "input_size": config.input_size.tag,
-        "precision": config.loop.precision,
+        "precision": saved.get("precision", config.loop.precision),
         "steps": last["step"],
         "val_exact_match": last["val_exact_match"],
         "val_cer": round(last["val_cer"], 5),

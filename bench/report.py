@@ -71,6 +71,12 @@ def num(value: float | None, unit: str = "") -> str:
     return "—" if value is None else f"{value:,}{unit}"
 
 
+def cache_size(data: dict) -> str:
+    """The cache's input size, from the shape it recorded (64 x 128 when it recorded none)."""
+    _, height, width, _ = data.get("cache_shape", [0, 64, 128, 3])
+    return f"{height} × {width}"
+
+
 def data_section(data: dict | None) -> list[str]:
     if not data:
         return ["## Dataset and cache", "", "Not measured yet: run `python -m bench.captcha_data`.", ""]
@@ -85,7 +91,7 @@ def data_section(data: dict | None) -> list[str]:
         "|---|---|---|---|---|---|",
         f"| generate | {data['images']:,} | {num(gen and round(gen / 60, 1), ' min')} | "
         f"{num(data.get('generate_images_per_s'))} | ≤ 15 min | {num(data.get('dataset_bytes'), ' B')} |",
-        f"| cache (64 × 128) | {data['images']:,} | {num(cache and round(cache / 60, 1), ' min')} | "
+        f"| cache ({cache_size(data)}) | {data['images']:,} | {num(cache and round(cache / 60, 1), ' min')} | "
         f"{num(data.get('cache_images_per_s'))} | ≤ 5 min | {num(data.get('cache_bytes'), ' B')} |",
         "",
     ]

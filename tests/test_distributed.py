@@ -21,7 +21,7 @@ from imcaption.engine.distributed import World
 # 40 steps of a global batch of 16 (two epochs of 320 images), validated every 10 steps on 64 images.
 OPTIONS = ["--model", "sat", "--height", "32", "--width", "64", "--batch-size", "16", "--epochs", "2",
            "--train-limit", "320", "--val-limit", "64", "--eval-every", "10", "--warmup-steps", "10",
-           "--threads", "1", "--quiet"]  # fmt: skip
+           "--threads", "1", "--precision", "fp32", "--quiet"]  # fmt: skip
 # Each rank normalizes its BatchNorm layers over its own 8 images rather than all 16, and sums in another order:
 # the curves agree to this much, not bit for bit.
 LOSS_TOLERANCE = 0.05

@@ -22,7 +22,7 @@ from imcaption.engine.checkpoint import CheckpointError, load_checkpoint
 from imcaption.engine.config import with_options
 from imcaption.engine.interrupt import Interrupted
 from imcaption.engine.loop import Trainer
-from imcaption.engine.precision import native_bf16, resolve_precision
+from imcaption.engine.precision import resolve_precision
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.run import open_run
 from imcaption.engine.schedule import FLOOR, warmup_cosine, warmup_cosine_budget
@@ -244,9 +244,15 @@ def test_a_budgeted_run_resumes_with_the_time_it_had_left(easy_dataset: Path, tm
 
 
 # -- mixed precision (--precision) -------------------------------------------------------------------------------
-def test_precision_auto_takes_bf16_exactly_where_the_cpu_has_it() -> None:
+@pytest.mark.parametrize(("amx", "avx512_bf16", "expected"),
+                         [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")])  # fmt: skip
+def test_precision_auto_takes_bf16_exactly_where_the_cpu_has_it(
+    amx: bool, avx512_bf16: bool, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert resolve_precision("auto", cpu) == expected
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
     with pytest.raises(ValueError, match="fp16.*auto, fp32, bf16"):
         resolve_precision("fp16", cpu)
@@ -277,3 +283,18 @@ def test_the_input_size_is_the_models_own_unless_given_and_a_run_saves_it_writte
     # Written out, so a later change of the default cannot change the size of a run being resumed.
     saved = CaptchaTrainConfig.from_dict(json.loads(json.dumps(asdict(default.resolved()))))
     assert (saved.height, saved.width) == (80, 160)
+
+
+def test_a_run_saved_before_precision_existed_resumes_in_fp32() -> None:
+    saved = asdict(CaptchaTrainConfig().resolved())
+    del saved["loop"]["precision"]
+    assert CaptchaTrainConfig.from_dict(saved).loop.precision == "fp32"  # not today's "auto"
+    assert CaptchaTrainConfig.from_dict(asdict(CaptchaTrainConfig())).loop.precision == "auto"
+
+
+def test_the_main_job_caches_at_the_size_of_the_run_it_resumes(easy_dataset: Path, tmp_path: Path) -> None:
+    from imcaption.captcha.pipeline import _training_input_size
+
+    assert _training_input_size(tmp_path, {}) == ImageSize(80, 160)  # a new run: the default
+    open_run(CaptchaTask, easy_dataset, tmp_path, {**OPTIONS, "max_steps": 1}, progress=False).run()
+    assert _training_input_size(tmp_path, {}) == ImageSize(32, 64)  # the saved run's, not today's default

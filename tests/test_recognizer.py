@@ -45,7 +45,12 @@ def test_reading_in_bf16_agrees_with_fp32_and_gives_fp32_attention(trained_sat: 
     fp32, bf16 = Recognizer.load(trained_sat), Recognizer.load(trained_sat, precision="bf16")
     images, _ = _val_batch(easy_dataset, fp32.size)
     pixels = images.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+    seen: dict[str, set[torch.dtype]] = {"fp32": set(), "bf16": set()}
+    for name, reader in (("fp32", fp32), ("bf16", bf16)):
+        first_conv = reader.model.encoder.layers[0][0]
+        first_conv.register_forward_hook(lambda module, inputs, output, name=name: seen[name].add(output.dtype))
     exact, fast = fp32.read(pixels, attention=True), bf16.read(pixels, attention=True)
+    assert seen == {"fp32": {torch.float32}, "bf16": {torch.bfloat16}}
     # bf16 keeps 8 bits of mantissa: a close call may flip, most readings may not.
     same = sum(a.word == b.word for a, b in zip(exact, fast, strict=True)) / len(exact)
     assert same >= 0.9, f"only {same:.0%} of the words agree"
@@ -57,7 +62,8 @@ def test_reading_in_bf16_agrees_with_fp32_and_gives_fp32_attention(trained_sat: 
 
 
 def test_par_learns_to_read_held_out_images(easy_dataset: Path, tmp_path: Path) -> None:
-    options = dict(model="par", epochs=12, batch_size=32, warmup_steps=50, height=32, width=64, augment="none")
+    options = dict(model="par", epochs=12, batch_size=32, warmup_steps=50, height=32, width=64, augment="none",
+                   precision="fp32")  # fmt: skip
     open_run(CaptchaTask, easy_dataset, tmp_path, options, progress=False).run()
     recognizer = Recognizer.load(tmp_path / "best.pt")
     images, truths = _val_batch(easy_dataset, recognizer.size)

@@ -14,11 +14,13 @@ from imcaption.captcha.labels import LabelRow, read_labels, write_labels
 from imcaption.captcha.metrics import exact_match, recognition_report
 from imcaption.captcha.reading import read_cached
 from imcaption.captcha.recognizer import Recognizer
-from imcaption.captcha.task import CaptchaTask, CaptchaTrainConfig
+from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask, CaptchaTrainConfig
 from imcaption.captcha.vocabulary import default_vocabulary
+from imcaption.engine.checkpoint import load_checkpoint
 from imcaption.engine.config import with_options
 from imcaption.engine.run import open_run
 from imcaption.files import write_text_atomically
+from imcaption.images import ImageSize
 from imcaption.manifest import read_manifest
 
 
@@ -47,7 +49,7 @@ def run_assignment(
     dataset = CaptchaDataset.open(data_dir)
     print("      " + dataset.describe())
     print("[2/5] image cache")
-    ensure_cache(dataset, with_options(CaptchaTrainConfig(), options or {}).input_size, progress=progress)
+    ensure_cache(dataset, _training_input_size(run_dir, options or {}), progress=progress)
     print(f"[3/5] training in {run_dir}")
     trainer = open_run(CaptchaTask, data_dir, run_dir, options, resume=True, progress=progress)
     if trainer.is_done():
@@ -80,3 +82,10 @@ def _score(answers: Path, labels: Path) -> float | None:
     truth = read_labels(labels)
     given = {row.index: row.word for row in read_labels(answers, check_words=False)}
     return exact_match([given.get(row.index, "") for row in truth], [row.word for row in truth])
+
+
+def _training_input_size(run_dir: Path, options: dict[str, Any]) -> ImageSize:
+    """The input size the training step will read: a run being resumed keeps the size it was saved with."""
+    if (run_dir / "last.pt").is_file():
+        return ImageSize(**load_checkpoint(run_dir / "last.pt", RECOGNIZER_FORMAT)["image_size"])
+    return with_options(CaptchaTrainConfig(), options).input_size

@@ -98,15 +98,15 @@ class Recognizer(BaseRecognizer):
     def load(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> BaseRecognizer:
         """From a training checkpoint (best.pt, last.pt), a weights-only export, or an ONNX export (read by
         ONNX Runtime on the CPU); nothing else is needed. `precision`: "fp32" (reads exactly as validation
-        measured), "bf16" (about twice as fast where the CPU has bf16 in hardware; a close call may go the other
-        way) or "auto" (bf16 where the hardware has it)."""
+        measured), "bf16" (faster where the CPU has bf16 in hardware, BENCHMARKS.md; a close call may go the other
+        way) or "auto" (bf16 where the hardware has it; fp32 for an ONNX model)."""
         from imcaption.deploy.onnx_reader import OnnxRecognizer, is_onnx_file
 
         target = resolve_device(device)
         resolved = resolve_precision(precision, target)
         if is_onnx_file(path):
-            if device != "cpu" or resolved != "fp32":
-                raise ValueError(f"an ONNX model runs in fp32 on the CPU here; got {device!r} in {resolved}")
+            if device != "cpu" or precision == "bf16":  # "auto" is fp32 for ONNX Runtime, on any CPU
+                raise ValueError(f"an ONNX model runs in fp32 on the CPU here; got {device!r} in {precision}")
             return OnnxRecognizer.load(path)
         state = load_model_file(path, RECOGNIZER_FORMAT)
         try:

@@ -154,8 +154,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.onnx:
         from imcaption.deploy.onnx_export import onnx_reader_for
 
-        if args.precision != "fp32":
-            raise ValueError("--onnx reads in fp32; drop --precision or --onnx")
+        if args.precision == "bf16":
+            raise ValueError("--onnx reads in fp32; drop --precision bf16 or --onnx")
         recognizer = onnx_reader_for(args.checkpoint)
     else:
         recognizer = Recognizer.load(args.checkpoint, args.device, args.precision)
@@ -209,8 +209,8 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     parser.add_argument(
         "--precision", choices=["fp32", "bf16", "auto"], default="fp32",
-        help="number format of the forward pass: fp32 (default: reads exactly as validation measured), bf16 (about "
-        "twice as fast on CPUs with AMX / AVX-512 BF16; a close call may read differently), auto (bf16 where the "
+        help="number format of the forward pass: fp32 (default: reads exactly as validation measured), bf16 (faster "
+        "on CPUs with AMX / AVX-512 BF16, BENCHMARKS.md; a close call may read differently), auto (bf16 where the "
         "hardware has it)",
     )  # fmt: skip
 
@@ -249,8 +249,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cache = sub.add_parser("cache", help="decode every image once into a memory-mappable array")
     cache.add_argument("data_dir", metavar="DATA_DIR")
     size = defaults.input_size
-    cache.add_argument("--height", type=int, default=size.height, help=f"(default: {size.height}, as training)")
-    cache.add_argument("--width", type=int, default=size.width, help=f"(default: {size.width}, as training)")
+    cache.add_argument("--height", type=int, default=size.height, help=f"(default: {size.height}, sat's input)")
+    cache.add_argument("--width", type=int, default=size.width, help=f"(default: {size.width}, sat's input)")
     cache.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     cache.add_argument("--rebuild", action="store_true", help="rebuild even if a valid cache exists")
     add_quiet(cache)

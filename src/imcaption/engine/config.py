@@ -14,10 +14,16 @@ from typing import Any, TypeVar
 Config = TypeVar("Config")
 
 
-def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None, on_resume: bool = False) -> Any:
+NOT_GIVEN = object()
+
+
+def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None, on_resume: bool = False,
+           saved_before: Any = NOT_GIVEN) -> Any:  # fmt: skip
     """A config field with its help text. `on_resume`: a resumed run may change it (it moves no step of the
-    schedule and no sample of the data order: threads, device, where to stop, how many checkpoints to keep)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "on_resume": on_resume})
+    schedule and no sample of the data order: threads, device, where to stop, how many checkpoints to keep).
+    `saved_before`: the value a run saved before the field existed trained with, when that is not the default."""
+    metadata = {"help": help, "choices": choices, "on_resume": on_resume, "saved_before": saved_before}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class LoopConfig:
         "the processor has it in hardware (AMX / AVX-512 BF16 CPUs, recent GPUs), else fp32",
         choices=("auto", "fp32", "bf16"),
         on_resume=True,
+        saved_before="fp32",
     )
 
 
@@ -90,9 +97,10 @@ def with_options(config: Config, changes: dict[str, Any]) -> Config:
 
 
 def config_from_dict(cls: type[Config], state: dict[str, Any]) -> Config:
-    """A config saved as a dict; fields saved before they existed take today's defaults."""
+    """A config saved as a dict; fields saved before they existed take the value those runs had (`saved_before`),
+    else today's defaults."""
     default = cls()
-    values = {}
+    values = _saved_before(default, state)
     for f in dataclasses.fields(default):  # type: ignore[arg-type]
         if f.name not in state:
             continue
@@ -104,7 +112,16 @@ def config_from_dict(cls: type[Config], state: dict[str, Any]) -> Config:
 
 def _nested_from_dict(default: Any, state: dict[str, Any]) -> Any:
     known = {f.name for f in dataclasses.fields(default)}
-    return dataclasses.replace(default, **{k: v for k, v in state.items() if k in known})
+    saved = {k: v for k, v in state.items() if k in known}
+    return dataclasses.replace(default, **{**_saved_before(default, state), **saved})
+
+
+def _saved_before(default: Any, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f.name: f.metadata["saved_before"]
+        for f in dataclasses.fields(default)
+        if f.name not in state and f.metadata.get("saved_before", NOT_GIVEN) is not NOT_GIVEN
+    }
 
 
 def resume_config(saved: Config, requested: dict[str, Any]) -> Config:

@@ -119,6 +119,11 @@ class Trainer:
         self.shard = world.shard(task.batch_size)
         device = resolve_device(loop.device)
         self.precision = resolve_precision(loop.precision, device)
+        if not world.same_everywhere(int(self.precision == "bf16")):
+            raise ValueError(
+                f"--precision {loop.precision} resolved to bf16 on some processes and fp32 on others (their "
+                "processors differ); pass --precision fp32 or bf16"
+            )
         self._autocast = partial(autocast, self.precision, device)
         self.loss_module = data_parallel(task.model, task.loss, world)
         if loop.threads:
@@ -321,6 +326,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng": rng,
             "run_state": asdict(self.state),
+            "precision": self.precision,  # what --precision resolved to on this machine
             "metrics": metrics or {},
         }
 

@@ -1,8 +1,8 @@
 """Mixed precision for training: which number format the forward pass runs in, and its autocast context.
 
-On a CPU with native bfloat16 (AMX or AVX-512 BF16, as on recent Xeons) oneDNN runs bf16 convolutions
-about twice as fast as fp32 ones; without it bf16 is emulated and slower. So "auto" takes bf16 only where
-the hardware has it. Weights, gradients and the optimizer stay fp32 (autocast casts per operation), so a
+On a CPU with native bfloat16 (AMX or AVX-512 BF16, as on recent Xeons) oneDNN runs bf16 convolutions faster
+than fp32 ones (BENCHMARKS.md, recipe probes); without it bf16 is emulated and slower. So "auto" takes bf16 only
+where the hardware has it. Weights, gradients and the optimizer stay fp32 (autocast casts per operation), so a
 checkpoint does not depend on the precision it was trained in.
 """
 

@@ -70,4 +70,4 @@ class CRNNRecognizer(CTCRecognizer):
         """-> log-probabilities (B, T, V) over the T feature columns."""
         columns = self.encoder(images).flatten(1, 2).transpose(1, 2)
         sequence, _ = self.rnn(columns)
-        return torch.log_softmax(self.output(sequence), dim=-1)
+        return torch.log_softmax(self.output(sequence).float(), dim=-1)  # fp32 under bf16 autocast too

@@ -26,7 +26,7 @@ class CTCRecognizer(nn.Module):
         grid = self.encoder(images)
         columns = grid.flatten(1, 2).transpose(1, 2)
         sequence, _ = self.rnn(torch.relu(self.column(columns)))
-        return torch.log_softmax(self.output(sequence), dim=-1)
+        return torch.log_softmax(self.output(sequence).float(), dim=-1)  # fp32 under bf16 autocast too
 
     def loss(
         self, images: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0

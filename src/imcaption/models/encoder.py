@@ -1,7 +1,8 @@
 """A small from-scratch CNN that turns an image into a grid of feature vectors.
 
-Sized for CPU throughput: three stride-2 convolutions bring 64x128 down to 8x16 before the widest
-layers run, and a last (2, 1) pooling keeps 16 columns, enough for a CTC path over 5 letters. Square scene
+Sized for CPU throughput: three stride-2 convolutions bring the 80x160 default input down to 10x20 (64x128 to
+8x16) before the widest layers run, and a last (2, 1) pooling keeps 20 (16) columns, enough for a CTC path over
+5 letters. Square scene
 images use a (2, 2) pooling instead, for square cells.
 """
 
