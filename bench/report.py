@@ -178,9 +178,9 @@ def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
         "single run (`train_images_per_s` in each run's metrics.jsonl), so a difference of a point or so between "
         "two probes is not established by these rows alone.",
         "",
-        "| probe | options | budget | parameters | steps | training images/s | validation exact match (20,000) "
-        "| Δ vs default | CER | minutes to 90 % (2,000-image subset) | made by |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| probe | options | input, precision | budget | parameters | steps | training images/s "
+        "| validation exact match (20,000) | Δ vs default | CER | minutes to 90 % (2,000-image subset) | made by |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, p in probes.items():
         base_name = COMPARED_WITH.get(name, f"sat_{p['budget_minutes']:g}")
@@ -191,7 +191,8 @@ def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
             else "—"
         )
         rows.append(
-            f"| {name} | `{p['options'] or '(default)'}` | {p['budget_minutes']:g} min | {num(p['parameters'])} | "
+            f"| {name} | `{p['options'] or '(default)'}` | {p['input_size']}, {training_precision(p)} | "
+            f"{p['budget_minutes']:g} min | {num(p['parameters'])} | "
             f"{p['steps']:,} | {num(p['train_images_per_s'])} | {pct(p['val_exact_match'])} | {delta} | "
             f"{pct(p['val_cer'])} | {num(p['minutes_to_90_subset'])} | {made_by(p)} |"
         )
@@ -423,6 +424,14 @@ def schedule(result: dict) -> str:
     return f"{result['epochs']} epochs"
 
 
+def training_precision(result: dict) -> str:
+    """fp32 before --precision existed; "auto" spelled out with what this CPU resolved it to."""
+    precision = result.get("precision", "fp32")
+    if precision == "auto":
+        return f"auto ({'bf16' if result.get('cpu_native_bf16') else 'fp32'} on this CPU)"
+    return precision
+
+
 def model_section(runs: dict[str, dict]) -> list[str]:
     if not runs:
         return ["## Recognizers", "", "Not measured yet: run `python -m bench.captcha_full --model sat`.", ""]
@@ -439,6 +448,7 @@ def model_section(runs: dict[str, dict]) -> list[str]:
             lambda r: f"{r['model']}" + (f", `{r['options']}`" if r.get("options") else ""),
         ),
         ("augmentation, label smoothing", lambda r: f"{r.get('augment', 'full')}, {r.get('label_smoothing', 0)}"),
+        ("training precision", training_precision),
         ("training wall minutes", lambda r: num(r["train_minutes"])),
         ("minutes to 90 %", lambda r: num(r["minutes_to_90"])),
         ("minutes to 99 %", lambda r: num(r["minutes_to_99"])),
