@@ -199,6 +199,14 @@ def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
     rows.append("")
     for budget in sorted({p["budget_minutes"] for p in probes.values()}):
         rows += peer_line(budget, probes, runs)
+    twenty = probes.get("sat_20")
+    if twenty:
+        rows += [
+            f"A 20-minute budget with the defaults of its commit (`sat_20`, {twenty['input_size']}, "
+            f"{training_precision(twenty)}): {pct(twenty['val_exact_match'])} of the 20,000 validation images. "
+            f"Issue 12's must of ≥ 90 % within 20 minutes: {met(twenty['val_exact_match'] >= 0.90)}.",
+            "",
+        ]
     return [*rows, ""]
 
 
@@ -509,7 +517,10 @@ def model_section(runs: dict[str, dict]) -> list[str]:
         checks = [
             ("≥ 96 % validation (must)", r["val_exact_match"] >= 0.96),
             ("≥ 96 % test from the answer file (must)", r["test_exact_match"] >= 0.96),
-            ("≥ 90 % within 20 min (must)", r["minutes_to_90"] is not None and r["minutes_to_90"] <= 20),
+            (
+                "≥ 90 % within 20 min of this run's curve (must; a 20-minute budget is `sat_20` in the probes)",
+                r["minutes_to_90"] is not None and r["minutes_to_90"] <= 20,
+            ),
             ("≥ 1,000 images/s inference (must)", r["infer_images_per_s"] >= 1000),
             ("peak RSS ≤ 3 GB (must)", r["peak_rss_gb"] <= 3),
             ("≥ 99 % validation (goal)", r["val_exact_match"] >= 0.99),

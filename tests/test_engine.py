@@ -32,6 +32,15 @@ from imcaption.images import ImageSize
 OPTIONS = dict(epochs=2, batch_size=32, height=32, width=64, train_limit=256, val_limit=32, eval_every=4, keep=2)
 
 
+@pytest.fixture(autouse=True)
+def sigint_handled():  # noqa: ANN201
+    """The signal tests send SIGINT; a suite started in the background (`make test &`) inherits it ignored, which
+    the trainer respects (as under nohup), so give it its usual meaning here."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture()
 def one_thread():  # noqa: ANN201
     """Exact equality of weights needs the same reduction order: one thread."""

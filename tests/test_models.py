@@ -55,10 +55,13 @@ def test_fused_batch_norm_gives_the_same_features() -> None:
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
             module.weight.data.uniform_(0.5, 1.5)
-    images = torch.rand(4, 3, 32, 64) * 255
+    # Random pixels, and a white page: every border cell of the first layer reads the padding.
+    images = torch.cat([torch.rand(4, 3, 32, 64) * 255, torch.full((1, 3, 32, 64), 255.0)])
     expected = encoder.eval()(images)
     fused = encoder.fuse_batch_norm()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    # The input normalization went into the first convolution, which pads with the mean instead of zeros.
+    assert not fused.normalizes_input and isinstance(fused.layers[0][0][0], torch.nn.ConstantPad2d)
     assert torch.allclose(fused(images), expected, atol=1e-4)
 
 

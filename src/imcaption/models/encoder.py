@@ -69,18 +69,42 @@ class ConvEncoder(nn.Module):
         self.position = nn.Parameter(torch.zeros(1, c4, *config.grid))
         self.register_buffer("mean", torch.tensor([0.8, 0.8, 0.8]).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1) * 255)
+        self.normalizes_input = True  # False once fuse_batch_norm has folded it into the first convolution
 
     @property
     def channels(self) -> int:
         return self.config.channels[-1]
 
-    def fuse_batch_norm(self) -> ConvEncoder:
-        """For inference only: fold each BatchNorm into the convolution before it. The outputs stay the same
-        (up to rounding) and each block makes one pass over its activations fewer. Puts the encoder in eval mode;
-        a fused encoder cannot be trained or saved as a checkpoint."""
+    def fuse_batch_norm(self, fold_input: bool = True) -> ConvEncoder:
+        """For inference only: fold each BatchNorm into the convolution before it, and with `fold_input` the
+        input normalization into the first convolution. The outputs stay the same (up to rounding) and each block
+        makes one pass over its activations fewer; folding the input saves the full-resolution subtract and
+        divide. Leave it off for bf16: raw 0-255 pixels against weights rounded to bf16 lose more than centred
+        ones (3,000 validation images: 13 readings differ from fp32 folded, 4 not). Puts the encoder in eval
+        mode; a fused encoder cannot be trained or saved as a checkpoint."""
         fuse_conv_batch_norm_blocks(self)
+        if fold_input:
+            self._fold_input_normalization()
         return self
 
+    def _fold_input_normalization(self) -> None:
+        """conv((x - mean) / std) as conv'(x): weights divided by std, the mean's response taken off the bias.
+        Where the convolution pads, a normalized image holds 0, which is the mean in raw pixels: so the folded
+        convolution pads with the mean itself (one value: the mean is the same for the three channels)."""
+        block = self.layers[0]
+        one_mean = len(set(self.mean.flatten().tolist())) == 1
+        if not (self.normalizes_input and isinstance(block[0], nn.Conv2d) and one_mean):
+            return
+        conv, mean, std = block[0], self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1)
+        folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, padding=0, bias=True)
+        with torch.no_grad():
+            folded.weight.copy_(conv.weight / std)
+            bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+            folded.bias.copy_(bias - (folded.weight * mean).sum(dim=(1, 2, 3)))
+        pad = nn.ConstantPad2d(conv.padding[0], float(mean.flatten()[0]))
+        self.layers[0] = nn.Sequential(nn.Sequential(pad, folded), *block[1:])
+        self.normalizes_input = False
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images - self.mean) / self.std
+        x = (images - self.mean) / self.std if self.normalizes_input else images
         return self.layers(x) + self.position
