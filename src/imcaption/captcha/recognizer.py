@@ -18,7 +18,6 @@ from imcaption.engine.precision import autocast, resolve_precision
 from imcaption.engine.search import LexiconTrie
 from imcaption.images import ImageLike, ImageSize, as_batch, as_image, as_image_list, to_model_input
 from imcaption.models import RecognizerConfig, build_recognizer
-from imcaption.models.encoder import ConvEncoder
 from imcaption.text.char_tokenizer import END, CharTokenizer
 
 # What a model file must describe besides its weights; `export` keeps exactly these.
@@ -119,10 +118,7 @@ class Recognizer(BaseRecognizer):
         except (KeyError, TypeError, RuntimeError) as err:
             raise CheckpointError(f"{path}: checkpoint does not match this model code: {err}") from None
         model.eval()
-        if isinstance(model.encoder, ConvEncoder):
-            model.encoder.fuse_batch_norm(fold_input=resolved == "fp32")
-        else:
-            model.encoder.fuse_batch_norm()
+        model.encoder.fuse_batch_norm(fold_input=resolved == "fp32")
         return cls(model.to(target, memory_format=torch.channels_last), config, tokenizer, size, target, resolved)
 
     def lexicon(self, words: Iterable[str]) -> LexiconTrie:

@@ -8,8 +8,7 @@ checkpoint does not depend on the precision it was trained in.
 
 from __future__ import annotations
 
-import contextlib
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
@@ -35,5 +34,5 @@ def resolve_precision(name: str, device: torch.device) -> str:
 def autocast(precision: str, device: torch.device) -> AbstractContextManager:
     """The context a forward pass runs in for a resolved `precision`."""
     if precision == "fp32":
-        return contextlib.nullcontext()
+        return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)

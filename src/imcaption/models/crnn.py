@@ -43,8 +43,9 @@ class CNN5(nn.Module):
     def channels(self) -> int:
         return FILTERS[-1]
 
-    def fuse_batch_norm(self) -> CNN5:
-        """For inference only (see ConvEncoder.fuse_batch_norm)."""
+    def fuse_batch_norm(self, fold_input: bool = True) -> CNN5:
+        """For inference only (see ConvEncoder.fuse_batch_norm). `fold_input` is accepted for the same signature:
+        the gray conversion has no normalization to fold."""
         fuse_conv_batch_norm_blocks(self)
         return self
 

@@ -2,8 +2,7 @@
 
 Sized for CPU throughput: three stride-2 convolutions bring the 80x160 default input down to 10x20 (64x128 to
 8x16) before the widest layers run, and a last (2, 1) pooling keeps 20 (16) columns, enough for a CTC path over
-5 letters. Square scene
-images use a (2, 2) pooling instead, for square cells.
+5 letters. Square scene images use a (2, 2) pooling instead, for square cells.
 """
 
 from __future__ import annotations
