@@ -167,3 +167,21 @@ def test_mobilenet_captioner_attends_over_its_grid(
     assert captioner.pixels([data / "images" / "s0.png"]).shape == (1, 96, 96, 3)
     assert caption.attention.shape[1:] == (3, 3) and caption.attention.shape[0] >= len(caption.text.split())
     np.testing.assert_allclose(caption.attention.sum(axis=(1, 2)), 1.0, atol=1e-5)
+
+
+def test_a_trained_captioner_exported_to_onnx_captions_the_same(
+    tiny_captioner: tuple[Path, Path, CaptionTask], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data, checkpoint, _ = tiny_captioner
+    onnx_file = tmp_path / "captioner.onnx"
+    assert main(["caption", "export", str(checkpoint), "--onnx", str(onnx_file)]) == 0
+    assert "ONNX model" in capsys.readouterr().out
+    images = sorted((data / "images").glob("*.png"))[:40]
+    expected = Captioner.load(checkpoint).caption(images, attention=True)
+    got = Captioner.load(onnx_file).caption(images, attention=True)
+    assert [c.text for c in got] == [c.text for c in expected]
+    assert len({c.text for c in got}) > 5  # a trained model tells scenes apart
+    np.testing.assert_allclose(np.stack([c.attention for c in got]), np.stack([c.attention for c in expected]),
+                               atol=1e-4)  # fmt: skip
+    assert main(["caption", "caption", str(onnx_file), str(images[0])]) == 0
+    assert capsys.readouterr().out.strip() == f"{images[0]}\t{expected[0].text}"

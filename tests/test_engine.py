@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask, CaptchaTrainConfig
+from imcaption.engine.averaging import WeightAverage
 from imcaption.engine.checkpoint import CheckpointError, load_checkpoint
 from imcaption.engine.config import with_options
 from imcaption.engine.interrupt import Interrupted
@@ -286,12 +287,12 @@ def test_training_steps_run_their_convolutions_in_the_chosen_precision_and_keep_
 
 def test_the_input_size_is_the_models_own_unless_given_and_a_run_saves_it_written_out() -> None:
     default = CaptchaTrainConfig()
-    assert (default.height, default.width) == (0, 0) and default.input_size == ImageSize(80, 160)
+    assert (default.height, default.width) == (0, 0) and default.input_size == ImageSize(96, 192)
     assert with_options(default, {"model": "crnn"}).input_size == ImageSize(64, 128)  # the peer's own height
     assert with_options(default, {"model": "crnn", "height": 96}).input_size == ImageSize(96, 128)
     # Written out, so a later change of the default cannot change the size of a run being resumed.
     saved = CaptchaTrainConfig.from_dict(json.loads(json.dumps(asdict(default.resolved()))))
-    assert (saved.height, saved.width) == (80, 160)
+    assert (saved.height, saved.width) == (96, 192)
 
 
 def test_a_run_saved_before_precision_existed_resumes_in_fp32() -> None:
@@ -304,6 +305,54 @@ def test_a_run_saved_before_precision_existed_resumes_in_fp32() -> None:
 def test_the_main_job_caches_at_the_size_of_the_run_it_resumes(easy_dataset: Path, tmp_path: Path) -> None:
     from imcaption.captcha.pipeline import _training_input_size
 
-    assert _training_input_size(tmp_path, {}) == ImageSize(80, 160)  # a new run: the default
+    assert _training_input_size(tmp_path, {}) == ImageSize(96, 192)  # a new run: the default
     open_run(CaptchaTask, easy_dataset, tmp_path, {**OPTIONS, "max_steps": 1}, progress=False).run()
     assert _training_input_size(tmp_path, {}) == ImageSize(32, 64)  # the saved run's, not today's default
+
+
+def test_the_weight_average_warms_up_and_copies_integer_buffers() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model, decay=0.999)
+    with torch.no_grad():
+        model[0].weight.fill_(0.0)
+    average.update(model)  # the first update copies
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    model[1].num_batches_tracked.fill_(7)
+    average.update(model)  # after one update the decay is min(0.999, 2 / 11): the new weights count 9 / 11
+    averaged = average.weights()
+    assert torch.allclose(averaged["0.weight"], torch.full((2, 2), 9 / 11))
+    assert int(averaged["1.num_batches_tracked"]) == 7 and average.updates == 2
+    with average.swapped_into(model):
+        assert torch.allclose(model[0].weight, torch.full((2, 2), 9 / 11))
+    assert torch.equal(model[0].weight, torch.ones(2, 2))
+    with pytest.raises(ValueError, match="--ema"):
+        WeightAverage(model, decay=1.5)
+
+
+def test_with_ema_the_average_is_validated_saved_and_resumed_exactly(
+    easy_dataset: Path, tmp_path: Path, one_thread: None
+) -> None:
+    options = {**OPTIONS, "ema": 0.9}
+    straight = open_run(CaptchaTask, easy_dataset, tmp_path / "straight", options, progress=False)
+    straight.run()
+    trainer = open_run(CaptchaTask, easy_dataset, tmp_path / "stopped", options, progress=False)
+    _interrupt_when(trainer, "batch", 5)
+    with pytest.raises(Interrupted):
+        trainer.run()
+    open_run(CaptchaTask, easy_dataset, tmp_path / "stopped", {}, resume=True, progress=False).run()
+    expected = load_checkpoint(tmp_path / "straight" / "last.pt", RECOGNIZER_FORMAT)
+    resumed = load_checkpoint(tmp_path / "stopped" / "last.pt", RECOGNIZER_FORMAT)
+    for key in ("model", "trained_model"):
+        for name, value in resumed[key].items():
+            assert torch.equal(value, expected[key][name]), f"{key}.{name} differs after a resume"
+    assert resumed["ema_updates"] == 16
+    assert not torch.equal(expected["model"]["output.2.weight"], expected["trained_model"]["output.2.weight"])
+    # The validation recorded at the end is that of the average, which is what readers load as "model".
+    task = straight.task
+    task.model.load_state_dict(expected["model"])
+    task.model.eval()
+    with torch.no_grad():
+        again = task.validate()
+    last = json.loads((tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert again["val_cer"] == pytest.approx(last["val_cer"], abs=1e-9)

@@ -1,4 +1,5 @@
-"""ONNX export and the ONNX Runtime reader: same words and logits as PyTorch, for every recognizer kind."""
+"""ONNX export and the ONNX Runtime readers: same words (captions) and logits as PyTorch, for every recognizer kind
+and every caption decoder."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import torch
 from imcaption import Recognizer
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.recognizer import Recognizer as TorchRecognizer
+from imcaption.captioning.captioner import Captioner
+from imcaption.captioning.task import CaptionModelSpec, build_caption_model
 from imcaption.cli import main
+from imcaption.deploy.caption_onnx import CaptionGreedyGraph, OnnxCaptioner, greedy_caption_ids, write_caption_onnx
 from imcaption.deploy.onnx_export import GreedyGraph, export_onnx, write_onnx
 from imcaption.deploy.onnx_reader import OnnxRecognizer, greedy_words
 from imcaption.engine.checkpoint import CheckpointError
 from imcaption.images import ImageSize
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
 from imcaption.text.char_tokenizer import END, CharTokenizer
+from imcaption.text.word_tokenizer import END as WORD_END
+from imcaption.text.word_tokenizer import WordTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +132,43 @@ def test_cli_exports_onnx_and_reads_with_it(
     confidences = [float(line[2]) for line in outputs]
     assert confidences[1] == pytest.approx(confidences[0], abs=1e-3)
     assert confidences[2] == pytest.approx(confidences[0], abs=1e-3)
+
+
+@pytest.mark.parametrize("decoder", ["sat", "nic", "mrnn"])
+def test_every_caption_decoder_exports_with_matching_logits_and_captions(decoder: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    spec = CaptionModelSpec(decoder, "cnn", image_size=64, max_length=12)
+    tokenizer = WordTokenizer.fit(["a red circle left of a blue square", "two green triangles"])
+    model = build_caption_model(spec, tokenizer.vocab_size).eval()
+    with torch.no_grad():  # untrained weights pick <pad> or <end>: words to compare, not empty captions
+        model.decoder.output[-1].bias[: WORD_END + 1] = -10.0
+    torch_captioner = Captioner(model, spec, tokenizer, torch.device("cpu"))
+    onnx_captioner = Captioner.load(write_caption_onnx(torch_captioner, tmp_path / f"{decoder}.onnx"))
+    assert isinstance(onnx_captioner, OnnxCaptioner) and onnx_captioner.spec == spec
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        expected_logits = CaptionGreedyGraph(model, spec.max_length)(torch.from_numpy(pixels))[0].numpy()
+    np.testing.assert_allclose(onnx_captioner.scores(pixels)["logits"], expected_logits, atol=1e-4)
+    expected, got = torch_captioner.caption(pixels, attention=True), onnx_captioner.caption(pixels, attention=True)
+    assert [c.text for c in got] == [c.text for c in expected] and any(c.text for c in got)
+    for mine, theirs in zip(got, expected, strict=True):
+        if decoder == "sat":
+            assert mine.attention.shape == theirs.attention.shape and mine.attention.shape[1:] == (4, 4)
+            np.testing.assert_allclose(mine.attention, theirs.attention, atol=1e-4)
+        else:
+            assert mine.attention is None and theirs.attention is None
+    with pytest.raises(ValueError, match="greedily"):
+        onnx_captioner.caption(pixels, beam=3)
+
+
+def test_greedy_caption_ids_stop_at_end_and_report_the_longest() -> None:
+    logits = np.full((2, 4, 6), -5.0, dtype=np.float32)
+    logits[0, [0, 1, 2, 3], [4, WORD_END, 5, 5]] = 5.0  # a word, then <end>: two steps
+    logits[1, [0, 1, 2, 3], [4, 5, 4, 5]] = 5.0  # never ends: every step
+    ids, longest = greedy_caption_ids(logits)
+    assert ids == [[4, WORD_END], [4, 5, 4, 5]] and longest == 4
+
+
+def test_a_recognizer_onnx_is_not_taken_for_a_captioner(sat_onnx: Path) -> None:
+    with pytest.raises(CheckpointError, match="imcaption-onnx-captioner"):
+        OnnxCaptioner.load(sat_onnx)

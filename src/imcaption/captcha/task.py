@@ -21,9 +21,9 @@ from imcaption.models import RECOGNIZERS, EncoderConfig, RecognizerConfig, build
 from imcaption.text.char_tokenizer import CharTokenizer
 
 RECOGNIZER_FORMAT = "imcaption-recognizer"
-# 80x160 reads more of each letter's detail than 64x128 and, trained in bf16, wins at equal wall time
-# (BENCHMARKS.md, recipe probes). The crnn peer keeps the 64-pixel height its users train it at.
-DEFAULT_INPUT_SIZE = ImageSize(80, 160)
+# 96x192 sees the thin strokes that pass for l, i and s: level with 80x160 at a 15-minute budget, ahead at 60
+# (BENCHMARKS.md, recipe probes and full runs). The crnn peer keeps the 64-pixel height its users train it at.
+DEFAULT_INPUT_SIZE = ImageSize(96, 192)
 MODEL_INPUT_SIZES = {"crnn": ImageSize(64, 128)}
 VALIDATION_BATCH = 500
 
@@ -41,8 +41,8 @@ class CaptchaTrainConfig:
         "encoder channels of its four stages, comma-separated; the last two run at 1/4 and 1/8 of the input"
         " width, where width costs least per pixel",
     )
-    height: int = option(0, "model input height in pixels (divisible by 16); 0: the model's own, 80 (crnn: 64)")
-    width: int = option(0, "model input width in pixels (divisible by 8); 0: the model's own, 160 (crnn: 128)")
+    height: int = option(0, "model input height in pixels (divisible by 16); 0: the model's own, 96 (crnn: 64)")
+    width: int = option(0, "model input width in pixels (divisible by 8); 0: the model's own, 192 (crnn: 128)")
     augment: str = option(
         "shift",
         "shift: whole-pixel shifts + color-channel permutation; full: affine warp + permutation; "

@@ -38,15 +38,64 @@ def _spec(state: dict[str, Any]) -> CaptionModelSpec:
     return CaptionModelSpec(old["decoder"], old["encoder"], old["image_size"], old["max_length"])
 
 
-class Captioner:
+class BaseCaptioner:
+    """What every captioner offers over its backend (PyTorch here, ONNX Runtime in deploy/caption_onnx.py):
+    a subclass gives `caption_pixels`; resizing, batching and the `Caption` results are shared."""
+
+    spec: CaptionModelSpec
+    tokenizer: WordTokenizer
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Rows and columns of the feature grid that attention is spread over: MobileNetV2 divides the side by
+        32, the from-scratch CNN by 16."""
+        cells = self.spec.image_size // (32 if self.spec.encoder == "mobilenet" else 16)
+        return cells, cells
+
+    def pixels(self, images: list[ImageLike]) -> np.ndarray:
+        """(B, side, side, 3) uint8, each image resized as in training."""
+        size = ImageSize(self.spec.image_size, self.spec.image_size)
+        return np.stack([to_model_input(as_image(item), size) for item in images])
+
+    def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> tuple[list[list[int]], np.ndarray | None]:
+        """Token ids per image of model-sized pixels (B, side, side, 3) and, for sat under greedy search, the
+        attention of each step (B, T, grid rows, grid cols), T the batch's longest caption (with <end>)."""
+        raise NotImplementedError
+
+    def caption(self, images: Any, beam: int = 1, attention: bool = False,
+                batch_size: int = 64) -> Caption | list[Caption]:  # fmt: skip
+        """Caption one image (path, PIL image, uint8 array) -> Caption, or many -> list[Caption], in batches of
+        at most `batch_size`. attention=True needs greedy search (beam=1) and a sat decoder."""
+        if attention and beam > 1:
+            raise ValueError("attention maps come from greedy search; use beam=1 with attention=True")
+        items, single = as_image_list(images)
+        captions: list[Caption] = []
+        for start in range(0, len(items), batch_size):
+            ids, grids = self.caption_pixels(self.pixels(items[start : start + batch_size]), beam)
+            grids = grids if attention else None
+            captions += [
+                Caption(self.tokenizer.decode(row), None if grids is None else grids[n]) for n, row in enumerate(ids)
+            ]
+        return captions[0] if single else captions
+
+
+class Captioner(BaseCaptioner):
     def __init__(self, model: CaptionModel, spec: CaptionModelSpec, tokenizer: WordTokenizer,
                  device: torch.device) -> None:  # fmt: skip
         self.model, self.spec, self.tokenizer, self.device = model, spec, tokenizer, device
         self._backbone: torch.nn.Module | None = None
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Captioner:
-        """From a training checkpoint or a weights-only export."""
+    def load(cls, path: str | Path, device: str = "cpu") -> BaseCaptioner:
+        """From a training checkpoint, a weights-only export, or an ONNX export (read by ONNX Runtime on the
+        CPU, greedy search only)."""
+        from imcaption.deploy.caption_onnx import OnnxCaptioner
+        from imcaption.deploy.onnx_reader import is_onnx_file
+
+        if is_onnx_file(path):
+            if device != "cpu":
+                raise ValueError(f"an ONNX model runs on the CPU here; got {device!r}")
+            return OnnxCaptioner.load(path)
         state = load_model_file(path, CAPTIONER_FORMAT)
         try:
             spec = _spec(state)
@@ -58,17 +107,13 @@ class Captioner:
         target = resolve_device(device)
         return cls(model.eval().to(target), spec, tokenizer, target)
 
-    @property
-    def grid(self) -> tuple[int, int]:
-        """Rows and columns of the feature grid that attention is spread over."""
-        if self.spec.encoder == "mobilenet":
-            return self.spec.image_size // 32, self.spec.image_size // 32
-        return self.model.encoder.config.grid
+    def backbone(self) -> torch.nn.Module:
+        """The frozen ImageNet MobileNetV2 of a mobilenet captioner, loaded on first use."""
+        from imcaption.models.mobilenet_v2 import load_mobilenet_v2
 
-    def pixels(self, images: list[ImageLike]) -> np.ndarray:
-        """(B, side, side, 3) uint8, each image resized as in training."""
-        size = ImageSize(self.spec.image_size, self.spec.image_size)
-        return np.stack([to_model_input(as_image(item), size) for item in images])
+        if self._backbone is None:
+            self._backbone = load_mobilenet_v2().to(self.device).eval()
+        return self._backbone
 
     @torch.no_grad()
     def inputs(self, pixels: np.ndarray) -> torch.Tensor:
@@ -76,11 +121,9 @@ class Captioner:
         batch = as_batch(pixels).to(self.device)
         if self.spec.encoder != "mobilenet":
             return batch
-        from imcaption.models.mobilenet_v2 import imagenet_normalize, load_mobilenet_v2
+        from imcaption.models.mobilenet_v2 import imagenet_normalize
 
-        if self._backbone is None:
-            self._backbone = load_mobilenet_v2().to(self.device).eval()
-        return self._backbone.features(imagenet_normalize(batch)).flatten(2).transpose(1, 2)
+        return self.backbone().features(imagenet_normalize(batch)).flatten(2).transpose(1, 2)
 
     @torch.no_grad()
     def caption_inputs(self, inputs: torch.Tensor, beam: int = 1) -> tuple[list[list[int]], torch.Tensor | None]:
@@ -88,21 +131,9 @@ class Captioner:
         self.model.eval()
         return search_captions(self.model, inputs, self.spec.max_length, beam)
 
-    def caption(self, images: Any, beam: int = 1, attention: bool = False,
-                batch_size: int = 64) -> Caption | list[Caption]:  # fmt: skip
-        """Caption one image (path, PIL image, uint8 array) -> Caption, or many -> list[Caption], in batches of
-        at most `batch_size`. attention=True needs greedy search (beam=1) and a sat decoder."""
-        if attention and beam > 1:
-            raise ValueError("attention maps come from greedy search; use beam=1 with attention=True")
-        items, single = as_image_list(images)
-        captions: list[Caption] = []
-        for start in range(0, len(items), batch_size):
-            ids, maps = self.caption_inputs(self.inputs(self.pixels(items[start : start + batch_size])), beam)
-            grids = None if maps is None or not attention else maps.view(*maps.shape[:2], *self.grid).numpy()
-            captions += [
-                Caption(self.tokenizer.decode(row), None if grids is None else grids[n]) for n, row in enumerate(ids)
-            ]
-        return captions[0] if single else captions
+    def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> tuple[list[list[int]], np.ndarray | None]:
+        ids, maps = self.caption_inputs(self.inputs(pixels), beam)
+        return ids, None if maps is None else maps.view(*maps.shape[:2], *self.grid).cpu().numpy()
 
 
 def export_captioner(checkpoint: str | Path, out: str | Path) -> Path:

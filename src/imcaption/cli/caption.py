@@ -131,4 +131,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_device(run)
     run.set_defaults(func=cmd_caption)
 
-    add_export_command(sub, "imcaption.captioning.captioner:export_captioner")
+    add_export_command(
+        sub, "imcaption.captioning.captioner:export_captioner", "imcaption.deploy.caption_onnx:export_captioner_onnx"
+    )

@@ -84,11 +84,18 @@ def describe(recognizer: Recognizer) -> dict:
 def write_onnx(recognizer: Recognizer, out: str | Path) -> Path:
     """Write `recognizer` (as `Recognizer.load` gives it: eval mode, BatchNorm folded) to `out` as ONNX: the
     batch dimension dynamic, the model's description in the file's metadata."""
-    import onnx
-
     graph = GreedyGraph(recognizer.model.to(memory_format=torch.contiguous_format), recognizer.config.kind).eval()
     size = recognizer.size
     example = torch.zeros(2, size.height, size.width, 3, dtype=torch.uint8)
+    return export_graph(graph, example, output_names(recognizer.config.kind), describe(recognizer), out)
+
+
+def export_graph(graph: nn.Module, example: torch.Tensor, outputs: list[str], description: dict,
+                 out: str | Path) -> Path:  # fmt: skip
+    """`graph` (one input, "images", its batch dimension dynamic) as a checked ONNX file at `out`, with
+    `description` as JSON in the metadata under "imcaption"."""
+    import onnx
+
     # The exporter's notes on its own internals (missing torchvision ops, ...) are not the user's business.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.inference_mode():
@@ -97,14 +104,14 @@ def write_onnx(recognizer: Recognizer, out: str | Path) -> Path:
             graph,
             (example,),
             input_names=["images"],
-            output_names=output_names(recognizer.config.kind),
+            output_names=outputs,
             dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=65536)}},
             opset_version=OPSET,
             dynamo=True,
             verbose=False,
         )
     model = program.model_proto
-    onnx.helper.set_model_props(model, {"imcaption": json.dumps(describe(recognizer))})
+    onnx.helper.set_model_props(model, {"imcaption": json.dumps(description)})
     onnx.checker.check_model(model)
     write_atomically(out, lambda temp: onnx.save_model(model, str(temp)))
     return Path(out)

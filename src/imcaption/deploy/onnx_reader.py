@@ -78,18 +78,37 @@ def ctc_words(log_probs: np.ndarray) -> tuple[list[list[int]], np.ndarray, list[
     return ids, best.sum(axis=1), confidences
 
 
-def read_description(session) -> dict:  # noqa: ANN001
+def read_description(session, kind: str = ONNX_FORMAT, versions: tuple[int, ...] = READABLE_ONNX_VERSIONS) -> dict:  # noqa: ANN001
+    """The model description an imcaption export keeps in its metadata; CheckpointError unless it is a `kind`
+    model of one of `versions`."""
     metadata = session.get_modelmeta().custom_metadata_map
     try:
         described = json.loads(metadata["imcaption"])
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError("this ONNX file was not exported by imcaption (no model description)") from None
-    if described.get("format") != ONNX_FORMAT or described.get("format_version") not in READABLE_ONNX_VERSIONS:
+    if described.get("format") != kind or described.get("format_version") not in versions:
         raise CheckpointError(
             f"ONNX model format {described.get('format')} v{described.get('format_version')} (imcaption "
-            f"{described.get('imcaption', '?')}); this version reads {ONNX_FORMAT} v{READABLE_ONNX_VERSIONS}"
+            f"{described.get('imcaption', '?')}); this reader takes {kind} v{versions}"
         )
     return described
+
+
+def open_session(path: str | Path, threads: int = 0):  # noqa: ANN201
+    """An ONNX Runtime CPU session for the file at `path`, fully optimized; CheckpointError if it is missing
+    or not a readable ONNX model. threads: intra-op threads; 0 lets ONNX Runtime choose (one per core)."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model not found: {path}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for damaged files
+        raise CheckpointError(f"cannot read ONNX model {path}: {str(err).splitlines()[0]}") from None
 
 
 class OnnxRecognizer(BaseRecognizer):
@@ -106,18 +125,7 @@ class OnnxRecognizer(BaseRecognizer):
     @classmethod
     def load(cls, path: str | Path, threads: int = 0) -> OnnxRecognizer:
         """threads: ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core)."""
-        import onnxruntime as ort
-
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"model not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for damaged files
-            raise CheckpointError(f"cannot read ONNX model {path}: {str(err).splitlines()[0]}") from None
+        session = open_session(path, threads)
         return cls(session, read_description(session))
 
     def scores(self, pixels: np.ndarray) -> dict[str, np.ndarray]:

@@ -45,6 +45,11 @@ class LoopConfig:
     warmup_steps: int = option(300, "linear warmup steps before the cosine decay")
     grad_clip: float = option(2.0, "clip the gradient norm to this")
     seed: int = option(0, "seed of the weights, the data order and the augmentation")
+    ema: float = option(
+        0.0,
+        "validate and save an exponential moving average of the weights with this decay per step (e.g. 0.999) "
+        "instead of the last step's weights; 0: none",
+    )
     eval_every: int = option(
         0, "steps between validations; 0: once per epoch (with --minutes: 12 times over the budget)", on_resume=True
     )

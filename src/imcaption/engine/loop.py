@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from imcaption.engine.averaging import WeightAverage
 from imcaption.engine.checkpoint import CheckpointError, save_checkpoint
 from imcaption.engine.config import LoopConfig
 from imcaption.engine.distributed import SINGLE, World, data_parallel
@@ -128,6 +130,7 @@ class Trainer:
         self.loss_module = data_parallel(task.model, task.loss, world)
         if loop.threads:
             torch.set_num_threads(loop.threads)
+        self.average = WeightAverage(task.model, loop.ema) if loop.ema else None
         self.optimizer = torch.optim.AdamW(
             [p for p in task.model.parameters() if p.requires_grad], lr=loop.lr, weight_decay=loop.weight_decay
         )
@@ -263,6 +266,8 @@ class Trainer:
         loss.backward()
         nn.utils.clip_grad_norm_(self.task.model.parameters(), self.loop.grad_clip)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.task.model)
         return loss.item(), metrics
 
     def lr(self, step: int) -> float:
@@ -276,8 +281,9 @@ class Trainer:
         """A budgeted run validates on the subset as it goes; at the end, on the whole split, plus the subset
         again (as `subset_<metric>`) so that the last checkpoint competes for best.pt on the same images."""
         self.task.model.eval()
-        self.world.share_buffers(self.task.model)
-        with torch.no_grad():
+        averaged = self.average.swapped_into(self.task.model) if self.average is not None else nullcontext()
+        with averaged, torch.no_grad():
+            self.world.share_buffers(self.task.model)
             if not self.budget_seconds:
                 return self.task.validate(None, self.world)
             subset = self.task.validate(self.loop.val_subset, self.world)
@@ -320,9 +326,16 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), **self.task.rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        # With --ema, "model" (what a reader loads) is the average; the trained weights go along for a resume.
+        averaged = {} if self.average is None else {
+            "model": self.average.weights(),
+            "trained_model": self.task.model.state_dict(),
+            "ema_updates": self.average.updates,
+        }  # fmt: skip
         return {
             **self.task.description(),
             "model": self.task.model.state_dict(),
+            **averaged,
             "optimizer": self.optimizer.state_dict(),
             "rng": rng,
             "run_state": asdict(self.state),
@@ -350,7 +363,11 @@ class Trainer:
                 "this checkpoint was saved by imcaption 0.1, which kept no resumable run state;"
                 " it can still be read and evaluated, but training must start a new run"
             )
-        self.task.model.load_state_dict(state["model"])
+        if self.average is not None:
+            self.task.model.load_state_dict(state["trained_model"])
+            self.average.restore(state["model"], state["ema_updates"])
+        else:
+            self.task.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         rng = dict(state["rng"])
         torch.set_rng_state(rng.pop("torch"))

@@ -1,7 +1,7 @@
 """A small from-scratch CNN that turns an image into a grid of feature vectors.
 
-Sized for CPU throughput: three stride-2 convolutions bring the 80x160 default input down to 10x20 (64x128 to
-8x16) before the widest layers run, and a last (2, 1) pooling keeps 20 (16) columns, enough for a CTC path over
+Sized for CPU throughput: three stride-2 convolutions bring the 96x192 default input down to 12x24 (64x128 to
+8x16) before the widest layers run, and a last (2, 1) pooling keeps 24 (16) columns, enough for a CTC path over
 5 letters. Square scene images use a (2, 2) pooling instead, for square cells.
 """
 
@@ -105,5 +105,7 @@ class ConvEncoder(nn.Module):
         self.normalizes_input = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images - self.mean) / self.std if self.normalizes_input else images
+        # One fused pass (shift + pixels * scale) instead of a subtract and a divide, which took 17 % of a bf16
+        # reading's profile (where the normalization is not folded into the first convolution).
+        x = torch.addcmul(-self.mean / self.std, images, 1 / self.std) if self.normalizes_input else images
         return self.layers(x) + self.position

@@ -1,5 +1,6 @@
-"""The model behind the service: a captcha recognizer (run by ONNX Runtime) or a captioner (PyTorch), both
-reduced to one function from a batch of model-sized pixels to one result per image."""
+"""The model behind the service: a captcha recognizer (run by ONNX Runtime) or a captioner (PyTorch, or ONNX
+Runtime for an .onnx export), both reduced to one function from a batch of model-sized pixels to one result per
+image."""
 
 from __future__ import annotations
 
@@ -50,14 +51,13 @@ def _recognizer(path: Path) -> ServedModel:
 
 def _captioner(path: Path) -> ServedModel:
     from imcaption.api import Captioner
+    from imcaption.deploy.caption_onnx import OnnxCaptioner
 
     captioner = Captioner.load(path)
     side = captioner.spec.image_size
-    attends = captioner.spec.decoder == "sat"
 
     def run(pixels: np.ndarray) -> list[dict[str, Any]]:
-        ids, maps = captioner.caption_inputs(captioner.inputs(pixels))
-        grids = maps.view(*maps.shape[:2], *captioner.grid).numpy() if maps is not None and attends else None
+        ids, grids = captioner.caption_pixels(pixels)
         # A caption's own steps (its words and <end>), not the padding to the batch's longest caption.
         steps = [row.index(END) + 1 if END in row else len(row) for row in ids]
         return [
@@ -65,12 +65,13 @@ def _captioner(path: Path) -> ServedModel:
             for n, row in enumerate(ids)
         ]
 
-    info = {"task": "caption", "model": captioner.spec.decoder, "backend": "pytorch", "input": f"{side}x{side}"}
+    backend = "onnxruntime" if isinstance(captioner, OnnxCaptioner) else "pytorch"
+    info = {"task": "caption", "model": captioner.spec.decoder, "backend": backend, "input": f"{side}x{side}"}
     return ServedModel("caption", ImageSize(side, side), run, info)
 
 
 def load_served_model(path: str | Path) -> ServedModel:
-    """A recognizer (checkpoint, export or .onnx) or a captioner (checkpoint or export), told apart by content."""
+    """A recognizer or a captioner (checkpoint, export or .onnx), told apart by content."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model not found: {path}")
