@@ -181,7 +181,8 @@ def test_a_trained_captioner_exported_to_onnx_captions_the_same(
     got = Captioner.load(onnx_file).caption(images, attention=True)
     assert [c.text for c in got] == [c.text for c in expected]
     assert len({c.text for c in got}) > 5  # a trained model tells scenes apart
-    np.testing.assert_allclose(np.stack([c.attention for c in got]), np.stack([c.attention for c in expected]),
-                               atol=1e-4)  # fmt: skip
+    for mine, theirs in zip(got, expected, strict=True):  # each caption's own steps: its words and <end>
+        assert len(mine.attention) == len(theirs.attention) == len(mine.text.split()) + 1
+        np.testing.assert_allclose(mine.attention, theirs.attention, atol=1e-4)
     assert main(["caption", "caption", str(onnx_file), str(images[0])]) == 0
     assert capsys.readouterr().out.strip() == f"{images[0]}\t{expected[0].text}"

@@ -19,13 +19,13 @@ from imcaption.engine.checkpoint import CheckpointError, export_model, load_mode
 from imcaption.engine.loop import resolve_device
 from imcaption.images import ImageLike, ImageSize, as_batch, as_image, as_image_list, to_model_input
 from imcaption.models.caption_decoders import CaptionModel
-from imcaption.text.word_tokenizer import WordTokenizer
+from imcaption.text.word_tokenizer import END, WordTokenizer
 
 
 @dataclass
 class Caption:
-    """A caption and, for sat under greedy search with attention=True, each step's attention over the grid,
-    (steps, grid rows, grid cols)."""
+    """A caption and, for sat under greedy search with attention=True, the attention over the grid of each of
+    its steps (its words and <end>), (steps, grid rows, grid cols)."""
 
     text: str
     attention: np.ndarray | None = None
@@ -74,9 +74,16 @@ class BaseCaptioner:
             ids, grids = self.caption_pixels(self.pixels(items[start : start + batch_size]), beam)
             grids = grids if attention else None
             captions += [
-                Caption(self.tokenizer.decode(row), None if grids is None else grids[n]) for n, row in enumerate(ids)
+                Caption(self.tokenizer.decode(row), None if grids is None else grids[n][: own_steps(row)])
+                for n, row in enumerate(ids)
             ]
         return captions[0] if single else captions
+
+
+def own_steps(ids: list[int]) -> int:
+    """The steps of a caption itself, its words and <end>: what comes after is padding to the batch's longest,
+    where the decoders differ (the PyTorch search feeds <pad>, the ONNX graph its own argmax)."""
+    return ids.index(END) + 1 if END in ids else len(ids)
 
 
 class Captioner(BaseCaptioner):

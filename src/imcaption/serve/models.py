@@ -13,7 +13,6 @@ import numpy as np
 
 from imcaption.engine.checkpoint import CheckpointError
 from imcaption.images import ImageSize
-from imcaption.text.word_tokenizer import END
 
 
 @dataclass
@@ -51,6 +50,7 @@ def _recognizer(path: Path) -> ServedModel:
 
 def _captioner(path: Path) -> ServedModel:
     from imcaption.api import Captioner
+    from imcaption.captioning.captioner import own_steps
     from imcaption.deploy.caption_onnx import OnnxCaptioner
 
     captioner = Captioner.load(path)
@@ -58,10 +58,11 @@ def _captioner(path: Path) -> ServedModel:
 
     def run(pixels: np.ndarray) -> list[dict[str, Any]]:
         ids, grids = captioner.caption_pixels(pixels)
-        # A caption's own steps (its words and <end>), not the padding to the batch's longest caption.
-        steps = [row.index(END) + 1 if END in row else len(row) for row in ids]
         return [
-            {"caption": captioner.tokenizer.decode(row), "attention": None if grids is None else grids[n][: steps[n]]}
+            {
+                "caption": captioner.tokenizer.decode(row),
+                "attention": None if grids is None else grids[n][: own_steps(row)],
+            }
             for n, row in enumerate(ids)
         ]
 
