@@ -129,7 +129,7 @@ COMPARED_WITH = {
     "sat_15_bf16_80x160": "sat_15_bf16",
     # Once bf16 at 80x160 became the default (commit d22e1f1), levers compare with its probe.
     "sat_15_96x192": "sat_15_bf16_80x160",
-    "sat_15_ema": "sat_15_bf16_80x160",
+    "sat_15_ema": "sat_15_96x192",
 }
 
 
