@@ -127,7 +127,8 @@ COMPARED_WITH = {
     "sat_15_bf16": "sat_15_batch64",
     # Levers tried on top of bf16 compare with bf16 alone.
     "sat_15_bf16_80x160": "sat_15_bf16",
-    # Once bf16 at 80x160 became the default (commit d22e1f1), levers compare with its probe.
+    # Once bf16 at 80x160 became the default (commit d22e1f1), levers compare with its probe; once 96x192 did
+    # (commit 9c2f68a), with that one's.
     "sat_15_96x192": "sat_15_bf16_80x160",
     "sat_15_ema": "sat_15_96x192",
 }
@@ -173,7 +174,8 @@ def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
         "train the forward pass in bfloat16 autocast, which this Xeon runs in hardware (AMX), and compare with "
         "`sat_15_bf16`, the first of them, when they change one more thing). Options are those of the probe's day: "
         "every probe here trained with the defaults of its commit, and until `sat_15_bf16_80x160` made them the "
-        "default (`--precision auto`, 80 x 160 input) those were fp32 and 64 x 128. "
+        "default (`--precision auto`, 80 x 160 input) those were fp32 and 64 x 128; after `sat_60_96x192` (commit "
+        "9c2f68a) the default input is 96 x 192. "
         "`crnn` is the peer: a standard captcha CRNN as captcha_trainer's users train it (gray CNN5 + two-layer "
         "BiLSTM + CTC, Adam at 1e-3, no augmentation; `src/imcaption/models/crnn.py`), trained by the same "
         "benchmark on the same machine with our budgeted schedule. One run per probe: no probe has been repeated "
