@@ -19,7 +19,7 @@ from imcaption import __version__
 from imcaption.captioning.captioner import BaseCaptioner, Captioner
 from imcaption.captioning.task import CaptionModelSpec
 from imcaption.deploy.onnx_export import export_graph
-from imcaption.deploy.onnx_reader import open_session, read_description
+from imcaption.deploy.onnx_reader import ids_through_end, open_session, read_description
 from imcaption.models.caption_decoders import CaptionModel
 from imcaption.text.word_tokenizer import END, START, WordTokenizer
 
@@ -86,10 +86,7 @@ def write_caption_onnx(captioner: Captioner, out: str | Path) -> Path:
 def greedy_caption_ids(logits: np.ndarray) -> tuple[list[list[int]], int]:
     """Per-step logits (B, T, V) -> each caption's ids up to and including <end> (all T without one), and the
     longest caption's steps: the PyTorch search stops there, once every caption has ended."""
-    tokens = logits.argmax(axis=-1)
-    is_end = tokens == END
-    steps = np.where(is_end.any(axis=1), is_end.argmax(axis=1) + 1, tokens.shape[1])
-    ids = [row[:n].tolist() for row, n in zip(tokens, steps, strict=True)]
+    ids, steps = ids_through_end(logits.argmax(axis=-1), END)
     return ids, int(steps.max()) if len(steps) else 0
 
 

@@ -51,17 +51,23 @@ def letter_confidences(ids: list[int], step_log_probs: np.ndarray) -> list[float
     return confidences
 
 
+def ids_through_end(tokens: np.ndarray, end: int) -> tuple[list[list[int]], np.ndarray]:
+    """Each row of chosen ids (B, T) up to and including its first `end` (all T without one), and how many steps
+    that is per row (B,)."""
+    is_end = tokens == end
+    steps = np.where(is_end.any(axis=1), is_end.argmax(axis=1) + 1, tokens.shape[1])
+    return [row[:n].tolist() for row, n in zip(tokens, steps, strict=True)], steps
+
+
 def greedy_words(logits: np.ndarray) -> tuple[list[list[int]], np.ndarray, np.ndarray, np.ndarray]:
     """Per-step logits (B, T, V) -> token ids up to and including <end>, log-probability of each reading (B,),
     how many steps each reading took (B,), and each step's chosen log-probability (B, T)."""
     log_probs = log_softmax(logits.astype(np.float64))
     tokens = log_probs.argmax(axis=-1)
     best = np.take_along_axis(log_probs, tokens[..., None], axis=-1)[..., 0]
-    is_end = tokens == END
     # Steps up to the first <end> (inclusive) count; a reading without <end> uses every step.
-    steps = np.where(is_end.any(axis=1), is_end.argmax(axis=1) + 1, tokens.shape[1])
+    ids, steps = ids_through_end(tokens, END)
     counted = np.arange(tokens.shape[1])[None, :] < steps[:, None]
-    ids = [row[:n].tolist() for row, n in zip(tokens, steps, strict=True)]
     return ids, (best * counted).sum(axis=1), steps, best
 
 

@@ -326,16 +326,17 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), **self.task.rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        # With --ema, "model" (what a reader loads) is the average; the trained weights go along for a resume.
-        averaged = {} if self.average is None else {
-            "model": self.average.weights(),
-            "trained_model": self.task.model.state_dict(),
-            "ema_updates": self.average.updates,
-        }  # fmt: skip
+        if self.average is None:
+            weights = {"model": self.task.model.state_dict()}
+        else:  # "model" (what a reader loads) is the average; the trained weights go along for a resume
+            weights = {
+                "model": self.average.weights(),
+                "trained_model": self.task.model.state_dict(),
+                "ema_updates": self.average.updates,
+            }
         return {
             **self.task.description(),
-            "model": self.task.model.state_dict(),
-            **averaged,
+            **weights,
             "optimizer": self.optimizer.state_dict(),
             "rng": rng,
             "run_state": asdict(self.state),
