@@ -31,17 +31,19 @@ def minutes_to(curve: list[dict], level: float) -> float | None:
     return next((round(p["wall_minutes"], 2) for p in curve if p["val_exact_match"] >= level), None)
 
 
-def peak_rss_gb(previous_results: Path, curve: list[dict]) -> float:
-    """This process's peak RSS; when only the evaluation reruns on a finished run, the peak recorded while it
-    trained (same curve in the previous results) is kept, since training is the larger of the two."""
-    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+def same_run_results(previous_results: Path, curve: list[dict]) -> dict:
+    """The results written before for this very training run (same last point of the curve), or {}: when only
+    the evaluation reruns on a finished run, what was recorded while it trained still holds."""
     previous = json.loads(previous_results.read_text()) if previous_results.is_file() else {}
     before, now = previous.get("curve", [{}])[-1], curve[-1]
-    same_run = (before.get("step"), round(before.get("wall_minutes", -1), 2)) == (
-        now["step"],
-        round(now["wall_minutes"], 2),
-    )
-    return max(peak, previous["peak_rss_gb"]) if same_run else peak
+    last_point = (before.get("step"), round(before.get("wall_minutes", -1), 2))
+    return previous if last_point == (now["step"], round(now["wall_minutes"], 2)) else {}
+
+
+def peak_rss_gb(previous: dict) -> float:
+    """This process's peak RSS, or the one recorded while the same run trained, since training is the larger."""
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+    return max(peak, previous.get("peak_rss_gb", 0.0))
 
 
 def main() -> None:
@@ -63,7 +65,7 @@ def main() -> None:
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.image_cache import ensure_cache
     from imcaption.captcha.metrics import recognition_report
-    from imcaption.captcha.reading import read_cached
+    from imcaption.captcha.reading import read_cached, search_name
     from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTrainConfig
     from imcaption.cli import main as cli
     from imcaption.engine.checkpoint import load_checkpoint
@@ -88,11 +90,13 @@ def main() -> None:
     val_read = read_cached(recognizer, cache, val.indices)
     infer_seconds = time.perf_counter() - start
     report = recognition_report(list(val.indices), val_read.words, dataset.words(val))
-    answers = run / "answers.txt"
+    answers = run / "answers.txt"  # written as a user's answer file is: with the model's default search
     cli(["captcha", "predict", str(run / "best.pt"), args.data, "--out", str(answers), "--quiet"])
     given = {line.split(" ")[0]: line.split(" ")[1] for line in answers.read_text().splitlines()}
     test_truth = dataset.words(test)
     test_correct = sum(given.get(f"a{i}") == w for i, w in zip(test.indices, test_truth, strict=True))
+    test_greedy = read_cached(recognizer, cache, test.indices)
+    test_greedy_correct = sum(r == w for r, w in zip(test_greedy.words, test_truth, strict=True))
     lexicon = run / "lexicon.txt"
     lexicon.write_text("\n".join(sorted(set(dataset.words(dataset.split("train"))))) + "\n")
     trie = recognizer.lexicon(lexicon.read_text().split())
@@ -106,6 +110,7 @@ def main() -> None:
     curve = read_metrics(run / "metrics.jsonl")
     speeds = [p["train_images_per_s"] for p in curve if "train_images_per_s" in p]
     out = RESULTS / f"captcha_full_{name}.json"
+    previous = same_run_results(out, curve)
     best = load_checkpoint(run / "best.pt", RECOGNIZER_FORMAT)
     trained_with = CaptchaTrainConfig.from_dict(best["config"])
     results = {
@@ -125,13 +130,16 @@ def main() -> None:
         "val_exact_match_lexicon": lexicon_report.exact_match,
         "val_exact_match_beam3": beam_report and beam_report.exact_match,
         "test_exact_match": test_correct / len(test),
+        "answer_search": search_name(recognizer.answer_beam),
+        "test_exact_match_greedy": test_greedy_correct / len(test),
         "train_minutes": round(curve[-1]["wall_minutes"], 2),
         "minutes_to_90": minutes_to(curve, 0.90),
         "minutes_to_99": minutes_to(curve, 0.99),
         "train_images_per_s": round(sum(speeds) / len(speeds), 1),
         "infer_images_per_s": round(len(val) / infer_seconds, 1),
-        "peak_rss_gb": peak_rss_gb(out, curve),
+        "peak_rss_gb": peak_rss_gb(previous),
         **made_by,
+        "trained_at_commit": previous.get("trained_at_commit", previous.get("git_commit", made_by["git_commit"])),
         "curve": [
             {
                 "step": p["step"],

@@ -144,11 +144,16 @@ def test_predict_writes_the_answer_file_and_score_reads_it(
 ) -> None:
     answers = tmp_path / "answers.txt"
     assert main(["captcha", "predict", str(trained_sat), str(easy_dataset), "--out", str(answers), "--quiet"]) == 0
+    assert "(beam 3)" in capsys.readouterr().out  # a sat model answers with its beam unless told otherwise
     lines = answers.read_text().splitlines()
     dataset = CaptchaDataset.open(easy_dataset)
     test = dataset.split("test")
     assert [line.split(" ")[0] for line in lines] == [f"a{i}" for i in test.indices]
     assert all(re.match(r"^a[0-9]+ [a-z-]+$", line) for line in lines)
+    recognizer = Recognizer.load(trained_sat)
+    beam3 = read_cached(recognizer, ensure_cache(dataset, recognizer.size, progress=False), test.indices, beam=3,
+                        progress=False)  # fmt: skip
+    assert [line.split(" ")[1] for line in lines] == [w or "-" for w in beam3.words]
     capsys.readouterr()
     assert main(["captcha", "score", str(answers), str(easy_dataset / "test_labels.txt")]) == 0
     out = capsys.readouterr().out
@@ -181,7 +186,9 @@ def test_evaluate_reports_and_lists_misreads(
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "val: 240 images, exact match" in out and "by length:" in out
+    assert "val (beam 3): 240 images, exact match" in out and "by length:" in out
+    assert main([*args, "--beam", "1"]) == 0
+    assert "val (greedy): 240 images" in capsys.readouterr().out
     import json
 
     summary = json.loads(report.read_text())

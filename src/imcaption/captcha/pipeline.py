@@ -12,7 +12,7 @@ from imcaption.captcha.generator import generate_dataset
 from imcaption.captcha.image_cache import ensure_cache
 from imcaption.captcha.labels import LabelRow, read_labels, write_labels
 from imcaption.captcha.metrics import exact_match, recognition_report
-from imcaption.captcha.reading import read_cached
+from imcaption.captcha.reading import read_cached, search_name
 from imcaption.captcha.recognizer import Recognizer
 from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask, CaptchaTrainConfig
 from imcaption.captcha.vocabulary import default_vocabulary
@@ -62,17 +62,18 @@ def run_assignment(
     recognizer = Recognizer.load(checkpoint, str(trainer.task.device))
     cache = ensure_cache(dataset, recognizer.size, progress=progress)
     val = dataset.split("val")
-    decoded = read_cached(recognizer, cache, val.indices, progress=progress)
+    decoded = read_cached(recognizer, cache, val.indices, beam=recognizer.answer_beam, progress=progress)
     report = recognition_report(list(val.indices), decoded.words, dataset.words(val))
     write_text_atomically(run_dir / "val_report.json", json.dumps(report.summary(), indent=2) + "\n")
-    print(f"[4/5] validation: {report.count:,} images, exact match {report.exact_match:.4%}, CER {report.cer:.4%}")
+    scores = f"exact match {report.exact_match:.4%}, CER {report.cer:.4%}"
+    print(f"[4/5] validation ({search_name(recognizer.answer_beam)}): {report.count:,} images, {scores}")
     test = dataset.split("test")
     answers = run_dir / "answers.txt"
-    decoded = read_cached(recognizer, cache, test.indices, progress=progress)
+    decoded = read_cached(recognizer, cache, test.indices, beam=recognizer.answer_beam, progress=progress)
     write_labels(answers, [LabelRow(i, w or "-") for i, w in zip(test.indices, decoded.words, strict=True)])
     test_score = _score(answers, data_dir / TEST_LABEL_FILE)
     scored = f", exact match {test_score:.4%} against {TEST_LABEL_FILE}" if test_score is not None else ""
-    print(f"[5/5] test answers: {answers} ({len(test):,} lines){scored}")
+    print(f"[5/5] test answers ({search_name(recognizer.answer_beam)}): {answers} ({len(test):,} lines){scored}")
     return AssignmentResult(report.exact_match, test_score, answers, checkpoint)
 
 

@@ -12,6 +12,11 @@ from imcaption.engine.progress import progress_bar
 from imcaption.engine.search import LexiconTrie
 
 
+def search_name(beam: int) -> str:
+    """How readings of this beam width were searched, for reports."""
+    return "greedy" if beam == 1 else f"beam {beam}"
+
+
 def read_cached(
     recognizer: BaseRecognizer,
     cache: ImageCache,

@@ -23,6 +23,11 @@ from imcaption.text.char_tokenizer import END, CharTokenizer
 # What a model file must describe besides its weights; `export` keeps exactly these.
 DESCRIPTION_KEYS = ("model_config", "tokenizer", "image_size")
 
+# Answer files, evaluations and the `read` command decode a model that has beam search with this width unless told
+# otherwise: in every full benchmark run it read more of validation than greedy search did (val_exact_match_beam3
+# against val_exact_match in bench/results/captcha_full_*.json), at about half the reading speed.
+ANSWER_BEAM = 3
+
 
 @dataclass
 class Reading:
@@ -57,6 +62,11 @@ class BaseRecognizer:
     def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
         """(B, H, W, 3) uint8 model inputs -> words, confidences, attention."""
         raise NotImplementedError
+
+    @property
+    def answer_beam(self) -> int:
+        """The beam width answers are written with: greedy here, for backends without beam search."""
+        return 1
 
     def lexicon(self, words: Iterable[str]) -> LexiconTrie:
         """A constraint to pass as `lexicon=`: only these words can be read."""
@@ -123,6 +133,10 @@ class Recognizer(BaseRecognizer):
 
     def lexicon(self, words: Iterable[str]) -> LexiconTrie:
         return super().lexicon(words).to(self.device)
+
+    @property
+    def answer_beam(self) -> int:
+        return ANSWER_BEAM if self.model.has_beam_search else 1
 
     def decode(self, images: torch.Tensor, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
         """Model inputs (B, 3, H, W) at the model's size -> words, confidences, attention."""

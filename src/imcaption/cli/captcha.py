@@ -90,27 +90,29 @@ def _lexicon(recognizer, path: str | None):  # noqa: ANN001, ANN202
 
 
 def _read_split(args: argparse.Namespace):  # noqa: ANN202
-    """The recognizer, the dataset, the split and its readings, for evaluate and predict."""
+    """The dataset, the split, its readings and how they were searched, for evaluate and predict."""
     from imcaption.api import Recognizer
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.image_cache import ensure_cache
-    from imcaption.captcha.reading import read_cached
+    from imcaption.captcha.reading import read_cached, search_name
 
     recognizer = Recognizer.load(args.checkpoint, args.device, args.precision)
     dataset = CaptchaDataset.open(args.data_dir)
     split = dataset.split(args.split)
     cache = ensure_cache(dataset, recognizer.size, progress=not args.quiet)
     lexicon = _lexicon(recognizer, args.lexicon)
-    decoded = read_cached(recognizer, cache, split.indices, args.batch_size, args.beam, lexicon, not args.quiet)
-    return dataset, split, decoded
+    beam = recognizer.answer_beam if args.beam is None else args.beam
+    decoded = read_cached(recognizer, cache, split.indices, args.batch_size, beam, lexicon, not args.quiet)
+    return dataset, split, decoded, search_name(beam)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from imcaption.captcha.metrics import recognition_report
 
-    dataset, split, decoded = _read_split(args)
+    dataset, split, decoded, search = _read_split(args)
     report = recognition_report(list(split.indices), decoded.words, dataset.words(split))
-    print(f"{args.split}: {report.count:,} images, exact match {report.exact_match:.4%}, CER {report.cer:.4%}")
+    scores = f"exact match {report.exact_match:.4%}, CER {report.cer:.4%}"
+    print(f"{args.split} ({search}): {report.count:,} images, {scores}")
     print("by length: " + ", ".join(f"{n} letters {acc:.2%}" for n, acc in report.by_length.items()))
     if report.confusions:
         shown = ", ".join(f"{t or '∅'}->{r or '∅'} x{n}" for t, r, n in report.confusions)
@@ -126,10 +128,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from imcaption.captcha.labels import LabelRow, write_labels
 
-    _, split, decoded = _read_split(args)
+    _, split, decoded, search = _read_split(args)
     # A word the model cannot read at all still gets a line, so the answer file has every id.
     write_labels(args.out, [LabelRow(i, w or "-") for i, w in zip(split.indices, decoded.words, strict=True)])
-    print(f"wrote {args.out}: {len(split):,} answers for a{split.start}-a{split.stop - 1}")
+    print(f"wrote {args.out}: {len(split):,} answers for a{split.start}-a{split.stop - 1} ({search})")
     return 0
 
 
@@ -159,6 +161,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         recognizer = onnx_reader_for(args.checkpoint)
     else:
         recognizer = Recognizer.load(args.checkpoint, args.device, args.precision)
+    if args.beam is None:  # the model's own width, except that attention plots come from greedy search
+        args.beam = 1 if args.attention else recognizer.answer_beam
     beam = attention_beam(args, recognizer.config.kind == "sat", recognizer.config.kind)
     # With attention plots, decode each file once: the model inputs are also what the plots draw on.
     images = list(recognizer.inputs(args.images)) if args.attention else args.images
@@ -204,7 +208,13 @@ def cmd_assignment(args: argparse.Namespace) -> int:
 
 
 def _reading_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default: 1, greedy)")
+    from imcaption.captcha.recognizer import ANSWER_BEAM
+
+    parser.add_argument(
+        "--beam", type=int, default=None, metavar="K",
+        help=f"beam width (default: {ANSWER_BEAM} for sat and par checkpoints, 1 (greedy) for ctc, crnn and ONNX "
+        "models; --attention draws greedy readings)",
+    )  # fmt: skip
     parser.add_argument("--lexicon", default=None, metavar="FILE", help="only output words listed in FILE")
     add_device(parser)
     parser.add_argument(

@@ -12,6 +12,8 @@ from imcaption.text.char_tokenizer import END, PAD
 
 
 class CTCRecognizer(nn.Module):
+    has_beam_search = False  # the best path is exact for CTC; a lexicon needs no beam either
+
     def __init__(self, encoder: ConvEncoder, vocab_size: int, hidden: int) -> None:
         super().__init__()
         self.encoder = encoder

@@ -36,6 +36,8 @@ class QueryBlock(nn.Module):
 
 
 class ParallelRecognizer(nn.Module):
+    has_beam_search = True
+
     def __init__(self, encoder: ConvEncoder, vocab_size: int, max_length: int, layers: int, heads: int) -> None:
         super().__init__()
         self.encoder = encoder

@@ -20,6 +20,8 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoo
 
 
 class SATRecognizer(nn.Module):
+    has_beam_search = True
+
     def __init__(
         self, encoder: ConvEncoder, vocab_size: int, hidden: int, embed: int, attention: int, max_length: int
     ) -> None:
