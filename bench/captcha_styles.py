@@ -68,6 +68,8 @@ def main() -> None:
 
     from bench.provenance import provenance
     from imcaption.api import Recognizer
+    from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTrainConfig
+    from imcaption.engine.checkpoint import load_checkpoint
     from imcaption.files import write_text_atomically
     from imcaption.visualize import read_metrics
 
@@ -80,11 +82,16 @@ def main() -> None:
         curve = read_metrics(run / "metrics.jsonl")
         speeds = [p["train_images_per_s"] for p in curve if "train_images_per_s" in p]
         recognizer = Recognizer.load(run / "best.pt")
+        best = load_checkpoint(run / "best.pt", RECOGNIZER_FORMAT)
+        recipe = CaptchaTrainConfig.from_dict(best["config"])
         reading = recognizer.read(args.reference) if args.reference.is_file() else None
         models[style] = {
             "train_minutes": round(curve[-1]["wall_minutes"], 2),
             "train_images_per_s": round(sum(speeds) / len(speeds), 1),
             "steps": curve[-1]["step"],
+            "batch_size": recipe.batch_size,
+            "input_size": recipe.input_size.tag,
+            "precision": best.get("precision", recipe.loop.precision),
             "val_exact_match": {other: exact_match_on(recognizer, datasets[other]) for other in datasets},
             "a8": reading and {"read": reading.word, "confidence": round(reading.confidence, 4)},
         }

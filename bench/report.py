@@ -340,6 +340,16 @@ def likeness_section(likeness: dict | None) -> list[str]:
     return [*rows, ""]
 
 
+def style_recipes(trained: dict[str, dict]) -> list[str]:
+    """The training recipe of the style models, when the results recorded it (it changed with the defaults)."""
+    recipes = {(m["input_size"], m["batch_size"], m["precision"]) for m in trained.values() if "input_size" in m}
+    if not recipes:
+        return []
+    steps = sorted({m["steps"] for m in trained.values()})
+    described = "; ".join(f"{size} input, batches of {batch}, {precision}" for size, batch, precision in recipes)
+    return [f"Recipe: {described}; {', '.join(map(str, steps))} steps.", ""]
+
+
 def styles_section(styles: dict | None) -> list[str]:
     if not styles:
         return []
@@ -353,6 +363,7 @@ def styles_section(styles: dict | None) -> list[str]:
         "checkpoint by its own validation; then each model reads every style's validation split (exact match, "
         f"greedy) and the real sample `a8.png` (label `{styles['a8_label']}`). Made by: {made_by(styles)}.",
         "",
+        *style_recipes(trained),
         "| trained on ↓ / read → | " + " | ".join(f"`{n}`" for n in names) + " | `a8.png` read as | training minutes |",
         "|---" * (len(names) + 3) + "|",
     ]
