@@ -89,7 +89,7 @@ def main() -> None:
             "train_minutes": round(curve[-1]["wall_minutes"], 2),
             "train_images_per_s": round(sum(speeds) / len(speeds), 1),
             "steps": curve[-1]["step"],
-            "batch_size": recipe.batch_size,
+            "batch_size": recipe.loop.batch_size,
             "input_size": recipe.input_size.tag,
             "precision": best.get("precision", recipe.loop.precision),
             "val_exact_match": {other: exact_match_on(recognizer, datasets[other]) for other in datasets},
