@@ -27,11 +27,11 @@ A8_LABEL = "lot"  # the official slides list spec_train_val.txt for a0-a10: a8 i
 def generate(style: str, count: int) -> Path:
     from imcaption.captcha.generator import STYLES, generate_dataset
     from imcaption.captcha.vocabulary import default_vocabulary
-    from imcaption.manifest import is_complete
 
     data = Path("data/styles") / style
-    if not is_complete(data):
-        generate_dataset(data, default_vocabulary(), count=count, seed=0, style=STYLES[style])
+    # Always through the generator: it draws only what is missing, and refuses a folder drawn in an older version
+    # of the style rather than training on it.
+    generate_dataset(data, default_vocabulary(), count=count, seed=0, style=STYLES[style], progress=False)
     return data
 
 

@@ -15,6 +15,7 @@ from imcaption.captcha.generator import (
     CaptchaStyle,
     FontCache,
     check_style,
+    dataset_manifest,
     generate_dataset,
     render_index,
 )
@@ -122,6 +123,27 @@ def test_styles_draw_only_their_own_faces_and_wide_covers_every_family() -> None
     for face in wide.faces:  # every face is installed and draws every letter
         font = fonts.get(face, 60)
         assert all(font.getbbox(letter)[2] > font.getbbox(letter)[0] for letter in "abcdefghijklmnopqrstuvwxyz")
+
+
+def test_wide_draws_its_faithful_share_in_the_faithful_style() -> None:
+    fonts, words = FontCache(), default_vocabulary()
+    faithful_faces = set(CaptchaStyle().faces)
+
+    def faces(share: float) -> list[str]:
+        style = replace(STYLES["wide"], faithful_share=share)
+        return [render_index(words, 0, i, fonts, style).face for i in range(60)]
+
+    assert set(faces(1.0)) <= faithful_faces
+    broad = faces(0.0)
+    assert len(set(broad) - faithful_faces) >= 5
+    half = faces(STYLES["wide"].faithful_share)
+    # Half the images faithful, and the broad half still draws real faces about 45 % of the time.
+    assert 0.55 < sum(face in faithful_faces for face in half) / len(half) < 0.95
+    with pytest.raises(ValueError, match="faithful_share"):
+        check_style(replace(CaptchaStyle(), faithful_share=1.5))
+    # A manifest names the share only where a style mixes, so folders generated before it existed still match.
+    assert "faithful_share" not in dataset_manifest(words, 7, 0, CaptchaStyle())["style"]
+    assert dataset_manifest(words, 7, 0, STYLES["wide"])["style"]["faithful_share"] == 0.5
 
 
 def test_letters_are_large_colored_and_noise_is_present() -> None:

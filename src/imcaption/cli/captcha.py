@@ -33,7 +33,7 @@ ASSIGNMENT_MINUTES = 60.0
 STYLE_HELP = {
     "faithful": "the four real face classes, thin letters, noise that stays inside the image",
     "v1": "imcaption 0.1's faces and noise, to reproduce earlier results",
-    "wide": "all 23 faces, of every family, and wider noise, for robustness to unseen captchas",
+    "wide": "half faithful, half all 23 faces of every family with wider noise, for robustness to unseen captchas",
 }
 
 
