@@ -100,9 +100,9 @@ V1_STYLE = CaptchaStyle(
     speckle_density=(0.006, 0.015),
 )
 # For a model meant to read captchas it was not trained on: every face of every family, and wider noise, in half
-# of the images; the other half are drawn in the faithful style. Drawn alone at the same training steps, the broad
-# half left a model 6.9 points behind the faithful one on faithful images (BENCHMARKS.md, cross-style table, at
-# commit 9749621). Within the broad half the four faces of the real classes weigh 4 each.
+# of the images; the other half are drawn in the faithful style. Drawn alone, at the same training steps, the broad
+# half left a model far behind the faithful one on faithful images (bench/results/captcha_styles_unmixed.json).
+# Within the broad half the four faces of the real classes weigh 4 each.
 WIDE_STYLE = CaptchaStyle(
     name="wide",
     faces=tuple(FACES),
