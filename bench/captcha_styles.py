@@ -6,8 +6,10 @@
 For each style: generates --count images (seed 0) into data/styles/<style> (6/7 labeled, as in the real set,
 split 5/7 train, 1/7 validation, 1/7 test), trains the default sat recognizer for --epochs in
 runs/styles_<style> (resuming an interrupted run), all with the same data size and steps, so the same compute.
-Then every model reads every style's validation split (exact match, greedy) and the real sample a8.png (label
-`lot`; not shipped with the repository, skipped when absent). Writes bench/results/captcha_styles.json.
+A run folder that exists is resumed (or, finished, only re-read): delete runs/styles_<style> when its style
+changed, or the old model is reported. Then every model reads every style's validation split (exact match,
+greedy) and the real sample a8.png (label `lot`; not shipped with the repository, skipped when absent).
+Writes bench/results/captcha_styles.json.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -304,7 +304,7 @@ def render_captcha(
     """Draw `word`: one face, each letter its own color, size, tilt and offset; then noise on top."""
     # Drawn only where the style mixes, so that other styles' images stay byte-identical.
     if style.faithful_share and rng.random() < style.faithful_share:
-        style = CaptchaStyle()
+        style = replace(CaptchaStyle(), width=style.width, height=style.height)
     face = _pick_face(rng, style)
     image = Image.new("RGB", (style.width, style.height), (255, 255, 255))
     masks, xs, ys = _layout_letters(word, face, rng, fonts, style)

@@ -24,8 +24,9 @@ from imcaption.text.char_tokenizer import END, CharTokenizer
 DESCRIPTION_KEYS = ("model_config", "tokenizer", "image_size")
 
 # Answer files, evaluations and the `read` command decode a model that has beam search with this width unless told
-# otherwise: in every full benchmark run it read more of validation than greedy search did (val_exact_match_beam3
-# against val_exact_match in bench/results/captcha_full_*.json), at about half the reading speed.
+# otherwise: in every full sat benchmark run it read more of validation than greedy search did (val_exact_match_beam3
+# against val_exact_match in bench/results/captcha_full_*.json), at about half the reading speed. par searches the
+# same way and takes the same default; no full par run has measured it yet.
 ANSWER_BEAM = 3
 
 

@@ -50,6 +50,8 @@ class CTCRecognizer(nn.Module):
         if beam < 1:
             raise ValueError(f"beam width must be at least 1, got {beam}")
         if beam > 1:
-            raise ValueError("beam search is for sat models; a ctc model decodes its best path (or use --lexicon)")
+            raise ValueError(
+                "beam search is for sat and par models; a ctc model decodes its best path (or use --lexicon)"
+            )
         log_probs = self(images)
         return ctc_lexicon(log_probs, trie, PAD) if trie is not None else ctc_best_path(log_probs, PAD)
