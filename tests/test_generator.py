@@ -139,6 +139,8 @@ def test_wide_draws_its_faithful_share_in_the_faithful_style() -> None:
     half = faces(STYLES["wide"].faithful_share)
     # Half the images faithful, and the broad half still draws real faces about 45 % of the time.
     assert 0.55 < sum(face in faithful_faces for face in half) / len(half) < 0.95
+    small = replace(STYLES["wide"], width=300, height=160, faithful_share=1.0)
+    assert render_index(words, 0, 0, fonts, small).image.size == (300, 160)  # its faithful images keep its size
     with pytest.raises(ValueError, match="faithful_share"):
         check_style(replace(CaptchaStyle(), faithful_share=1.5))
     # A manifest names the share only where a style mixes, so folders generated before it existed still match.
