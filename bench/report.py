@@ -132,6 +132,8 @@ COMPARED_WITH = {
     # Once bf16 at 80x160 became the default (commit d22e1f1), levers compare with its probe; once 96x192 did
     # (commit 9c2f68a), with that one's.
     "sat_15_96x192": "sat_15_bf16_80x160",
+    # The same probe again on an idle machine (sat_15_96x192 shared the cores with a test run for part of it).
+    "sat_15_96x192_idle": "sat_15_bf16_80x160",
     "sat_15_ema": "sat_15_96x192",
 }
 
