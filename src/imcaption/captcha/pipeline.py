@@ -61,19 +61,20 @@ def run_assignment(
     checkpoint = run_dir / "best.pt"
     recognizer = Recognizer.load(checkpoint, str(trainer.task.device))
     cache = ensure_cache(dataset, recognizer.size, progress=progress)
+    beam, search = recognizer.answer_beam, search_name(recognizer.answer_beam)
     val = dataset.split("val")
-    decoded = read_cached(recognizer, cache, val.indices, beam=recognizer.answer_beam, progress=progress)
+    decoded = read_cached(recognizer, cache, val.indices, beam=beam, progress=progress)
     report = recognition_report(list(val.indices), decoded.words, dataset.words(val))
     write_text_atomically(run_dir / "val_report.json", json.dumps(report.summary(), indent=2) + "\n")
     scores = f"exact match {report.exact_match:.4%}, CER {report.cer:.4%}"
-    print(f"[4/5] validation ({search_name(recognizer.answer_beam)}): {report.count:,} images, {scores}")
+    print(f"[4/5] validation ({search}): {report.count:,} images, {scores}")
     test = dataset.split("test")
     answers = run_dir / "answers.txt"
-    decoded = read_cached(recognizer, cache, test.indices, beam=recognizer.answer_beam, progress=progress)
+    decoded = read_cached(recognizer, cache, test.indices, beam=beam, progress=progress)
     write_labels(answers, [LabelRow(i, w or "-") for i, w in zip(test.indices, decoded.words, strict=True)])
     test_score = _score(answers, data_dir / TEST_LABEL_FILE)
     scored = f", exact match {test_score:.4%} against {TEST_LABEL_FILE}" if test_score is not None else ""
-    print(f"[5/5] test answers ({search_name(recognizer.answer_beam)}): {answers} ({len(test):,} lines){scored}")
+    print(f"[5/5] test answers ({search}): {answers} ({len(test):,} lines){scored}")
     return AssignmentResult(report.exact_match, test_score, answers, checkpoint)
 
 
