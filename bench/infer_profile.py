@@ -2,10 +2,11 @@
 
     python -m bench.infer_profile runs/bench_sat/best.pt --name sat   # -> bench/results/infer_profile_sat.json
 
-Reads the first --count validation images from the cache in batches of --batch (greedy decoding, as the answer
-file is written), reports images/s and microseconds per image, then profiles --profile-batches batches with
-torch.profiler and groups the operators' own CPU time: convolutions, matrix products (linear layers, attention,
-recurrent cells), normalization and activations, and the rest. Run it on an idle machine.
+Reads the first --count validation images from the cache in batches of --batch (the reader's default, 64),
+greedily or with --beam K (answer files use the model's answer beam, 3 for sat), reports images/s and
+microseconds per image, then profiles --profile-batches batches with torch.profiler and groups the operators'
+own CPU time: convolutions, matrix products (linear layers, attention, recurrent cells), normalization and
+activations, and the rest. Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--data", default="data/words_captcha")
     parser.add_argument("--count", type=int, default=10_000, help="validation images to time")
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--profile-batches", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--beam", type=int, default=1, help="beam width (default: 1, greedy)")
+    parser.add_argument("--profile-batches", type=int, default=8)
     parser.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
@@ -61,7 +63,7 @@ def main() -> None:
     from imcaption.api import Recognizer
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.image_cache import ensure_cache
-    from imcaption.captcha.reading import read_cached
+    from imcaption.captcha.reading import read_cached, search_name
     from imcaption.images import as_batch
 
     made_by = provenance(args.shared)
@@ -69,21 +71,22 @@ def main() -> None:
     recognizer = Recognizer.load(args.checkpoint, precision=args.precision)
     cache = ensure_cache(dataset, recognizer.size)
     ids = list(dataset.split("val").indices)[: args.count]
-    read_cached(recognizer, cache, ids[: args.batch], args.batch, progress=False)  # warm-up
+    read_cached(recognizer, cache, ids[: args.batch], args.batch, args.beam, progress=False)  # warm-up
     start = time.perf_counter()
-    words = read_cached(recognizer, cache, ids, args.batch, progress=False).words
+    words = read_cached(recognizer, cache, ids, args.batch, args.beam, progress=False).words
     seconds = time.perf_counter() - start
     truth = dataset.words(dataset.split("val"))[: len(ids)]
     fp32_words = words
     if args.precision != "fp32":
-        fp32_words = read_cached(Recognizer.load(args.checkpoint), cache, ids, args.batch, progress=False).words
+        fp32_reader = Recognizer.load(args.checkpoint)
+        fp32_words = read_cached(fp32_reader, cache, ids, args.batch, args.beam, progress=False).words
 
     batches = [
         as_batch(cache.read(ids[i : i + args.batch])) for i in range(0, args.batch * args.profile_batches, args.batch)
     ]
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for images in batches:
-            recognizer.decode(images)
+            recognizer.decode(images, args.beam)
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     grouped: dict[str, float] = {}
@@ -97,6 +100,7 @@ def main() -> None:
         "images": len(ids),
         "batch": args.batch,
         "precision": args.precision,
+        "search": search_name(args.beam),
         "exact_match": sum(w == t for w, t in zip(words, truth, strict=True)) / len(ids),
         "words_differing_from_fp32": sum(w != f for w, f in zip(words, fp32_words, strict=True)),
         "threads": torch.get_num_threads(),

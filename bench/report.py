@@ -438,8 +438,9 @@ def profile_section(profiles: dict[str, dict]) -> list[str]:
     rows = [
         "## Where inference time goes (`bench/infer_profile.py` → `results/infer_profile_<name>.json`)",
         "",
-        "Greedy reading of validation images from the cache in batches of 500 on the 2 cores (BatchNorm folded "
-        "into the convolutions, channels-last weights, no gradients), then torch.profiler over 4 batches: the "
+        "Reading of validation images from the cache on the 2 cores (BatchNorm folded into the convolutions, "
+        "channels-last weights, no gradients) in the batch size and search each line names (results before the "
+        "search was recorded read greedily in batches of 500), then torch.profiler over a few batches: the "
         "share of the operators' own CPU time by kind.",
         "",
     ]
@@ -452,8 +453,10 @@ def profile_section(profiles: dict[str, dict]) -> list[str]:
             if precision != "fp32"
             else ""
         )
+        reading = f"{r['search']}, batch {r['batch']}, " if "search" in r else ""
         rows += [
-            f"- `{name}` ({r['model']}, {precision}, {r['images']:,} images): **{num(r['images_per_s'])} images/s**, "
+            f"- `{name}` ({r['model']}, {precision}, {reading}{r['images']:,} images): "
+            f"**{num(r['images_per_s'])} images/s**, "
             f"{r['microseconds_per_image']} µs per image.{agreement} Time: {shares}. Made by: {made_by(r)}.",
         ]
     return [*rows, ""]

@@ -32,6 +32,20 @@ def test_options_of_the_other_task_are_refused(
     assert f"unrecognized arguments: {' '.join(foreign)}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--batch-size", "0", "must be at least 1, got 0"), ("--beam", "-2", "must be at least 1, got -2"),
+     ("--batch-size", "many", "expected a whole number, got 'many'")],
+)  # fmt: skip
+def test_reading_counts_below_one_are_refused_by_name(
+    option: str, value: str, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["captcha", "evaluate", "MODEL", "DATA", option, value])
+    assert exited.value.code == 2
+    assert f"argument {option}: {message}" in capsys.readouterr().err
+
+
 def test_help_shows_each_tasks_own_defaults(capsys: pytest.CaptureFixture) -> None:
     for task, config in (("captcha", CaptchaTrainConfig()), ("caption", CaptionTrainConfig())):
         with pytest.raises(SystemExit):

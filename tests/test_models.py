@@ -1,7 +1,10 @@
+import copy
+
 import pytest
 import torch
 
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
+from imcaption.models.encoder import ConvEncoder, MeanPad, RowPairMax
 from imcaption.models.sat import masked_cross_entropy
 from imcaption.text.char_tokenizer import PAD, CharTokenizer
 
@@ -61,8 +64,44 @@ def test_fused_batch_norm_gives_the_same_features() -> None:
     fused = encoder.fuse_batch_norm()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     # The input normalization went into the first convolution, which pads with the mean instead of zeros.
-    assert not fused.normalizes_input and isinstance(fused.layers[0][0][0], torch.nn.ConstantPad2d)
+    assert not fused.normalizes_input and isinstance(fused.layers[0][0][0], MeanPad)
     assert torch.allclose(fused(images), expected, atol=1e-4)
+
+
+def _trained_looking_encoder() -> ConvEncoder:
+    torch.manual_seed(0)
+    encoder = build_recognizer(RecognizerConfig("sat", EncoderConfig(32, 64))).encoder
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return encoder.eval()
+
+
+def test_mean_pad_and_row_pair_max_match_the_operators_they_replace() -> None:
+    images = torch.rand(3, 3, 8, 10) * 255
+    padded = MeanPad(1, 204.0)(images)
+    assert torch.equal(padded, torch.nn.functional.pad(images, (1, 1, 1, 1), value=204.0))
+    assert padded.is_contiguous(memory_format=torch.channels_last)  # the layout the convolution reads
+    grid = torch.randn(2, 4, 6, 5)
+    assert torch.equal(RowPairMax()(grid), torch.nn.MaxPool2d((2, 1))(grid))
+
+
+def test_reading_form_gives_the_same_features_in_fp32_and_close_ones_in_bf16() -> None:
+    encoder = _trained_looking_encoder()
+    images = torch.cat([torch.rand(4, 3, 32, 64) * 255, torch.full((1, 3, 32, 64), 255.0)])
+    expected = encoder(images)
+    fp32 = copy.deepcopy(encoder).prepare_for_reading("fp32")
+    assert isinstance(fp32.layers[-1], RowPairMax)
+    assert torch.allclose(fp32(images), expected, atol=1e-4)
+    bf16 = copy.deepcopy(encoder).prepare_for_reading("bf16")
+    first, later = bf16.layers[0][0][1], bf16.layers[1][0]
+    # The first layer reads raw pixels and stays fp32; the later ones run in bf16; features come out in fp32.
+    assert first.weight.dtype == torch.float32 and later.weight.dtype == torch.bfloat16
+    features = bf16(images)
+    assert features.dtype == torch.float32
+    error = (features - expected).abs().max() / expected.abs().max()
+    assert 0 < error < 0.05  # rounded (so bf16 did run), not wrong
 
 
 def test_square_cells_halve_the_columns_and_match_the_grid():

@@ -47,8 +47,9 @@ def test_reading_in_bf16_agrees_with_fp32_and_gives_fp32_attention(trained_sat: 
     pixels = images.permute(0, 2, 3, 1).to(torch.uint8).numpy()
     seen: dict[str, set[torch.dtype]] = {"fp32": set(), "bf16": set()}
     for name, reader in (("fp32", fp32), ("bf16", bf16)):
-        first_block = reader.model.encoder.layers[0]
-        first_block.register_forward_hook(lambda module, inputs, output, name=name: seen[name].add(output.dtype))
+        # The first layer reads raw pixels in fp32 either way; the second is the first that bf16 changes.
+        second_block = reader.model.encoder.layers[1]
+        second_block.register_forward_hook(lambda module, inputs, output, name=name: seen[name].add(output.dtype))
     exact, fast = fp32.read(pixels, attention=True), bf16.read(pixels, attention=True)
     assert seen == {"fp32": {torch.float32}, "bf16": {torch.bfloat16}}
 
@@ -70,7 +71,8 @@ def test_par_learns_to_read_held_out_images(easy_dataset: Path, tmp_path: Path) 
     open_run(CaptchaTask, easy_dataset, tmp_path, options, progress=False).run()
     recognizer = Recognizer.load(tmp_path / "best.pt")
     images, truths = _val_batch(easy_dataset, recognizer.size)
-    readings = recognizer.read(images.permute(0, 2, 3, 1).to(torch.uint8).numpy(), attention=True)
+    pixels = images.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+    readings = recognizer.read(pixels, attention=True, batch_size=len(pixels))  # one batch: one search
     accuracy = sum(r.word == t for r, t in zip(readings, truths, strict=True)) / len(truths)
     assert accuracy >= 0.6, f"held-out exact match {accuracy:.2%}"
     # An attention map per step of the batch's search (at least the letters and <end> of each word), each a

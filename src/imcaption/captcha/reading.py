@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from imcaption.captcha.image_cache import ImageCache
-from imcaption.captcha.recognizer import BaseRecognizer, Readings
+from imcaption.captcha.recognizer import READ_BATCH, BaseRecognizer, Readings
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.search import LexiconTrie
 
@@ -21,7 +21,7 @@ def read_cached(
     recognizer: BaseRecognizer,
     cache: ImageCache,
     indices: Sequence[int],
-    batch_size: int = 500,
+    batch_size: int = READ_BATCH,
     beam: int = 1,
     lexicon: LexiconTrie | None = None,
     progress: bool = True,

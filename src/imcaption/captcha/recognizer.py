@@ -14,7 +14,7 @@ from torch import nn
 from imcaption.captcha.task import RECOGNIZER_FORMAT
 from imcaption.engine.checkpoint import CheckpointError, export_model, load_model_file
 from imcaption.engine.loop import resolve_device
-from imcaption.engine.precision import autocast, resolve_precision
+from imcaption.engine.precision import resolve_precision
 from imcaption.engine.search import LexiconTrie
 from imcaption.images import ImageLike, ImageSize, as_batch, as_image, as_image_list, to_model_input
 from imcaption.models import RecognizerConfig, build_recognizer
@@ -28,6 +28,11 @@ DESCRIPTION_KEYS = ("model_config", "tokenizer", "image_size")
 # against val_exact_match in bench/results/captcha_full_*.json), at about half the reading speed. par searches the
 # same way and takes the same default; no full par run has measured it yet.
 ANSWER_BEAM = 3
+
+# Images decoded at a time when reading many: the decoder's per-step tensors (batch x grid x attention width)
+# stay in the core's cache at 64 and fall out of it at 500, which read the default model at half the speed
+# (bench/results/infer_profile_*.json records each measurement's batch).
+READ_BATCH = 64
 
 
 @dataclass
@@ -78,7 +83,7 @@ class BaseRecognizer:
         return np.stack([to_model_input(as_image(item), self.size) for item in images])
 
     def read(self, images: Any, beam: int = 1, lexicon: LexiconTrie | None = None, attention: bool = False,
-             batch_size: int = 256) -> Reading | list[Reading]:  # fmt: skip
+             batch_size: int = READ_BATCH) -> Reading | list[Reading]:  # fmt: skip
         """Read one image (a path, a PIL image, an (H, W, 3) uint8 array) -> Reading, or many (a list of those,
         or a (B, H, W, 3) array) -> list[Reading]. Any size and mode; batches of at most `batch_size` images are
         decoded at a time, so a long list never sits in memory at once. attention=True needs greedy search."""
@@ -129,7 +134,7 @@ class Recognizer(BaseRecognizer):
         except (KeyError, TypeError, RuntimeError) as err:
             raise CheckpointError(f"{path}: checkpoint does not match this model code: {err}") from None
         model.eval()
-        model.encoder.fuse_batch_norm(fold_input=resolved == "fp32")
+        model.encoder.prepare_for_reading(resolved)
         return cls(model.to(target, memory_format=torch.channels_last), config, tokenizer, size, target, resolved)
 
     def lexicon(self, words: Iterable[str]) -> LexiconTrie:
@@ -140,12 +145,12 @@ class Recognizer(BaseRecognizer):
         return ANSWER_BEAM if self.model.has_beam_search else 1
 
     def decode(self, images: torch.Tensor, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
-        """Model inputs (B, 3, H, W) at the model's size -> words, confidences, attention."""
-        with autocast(self.precision, self.device):
-            searched = self.model.decode(images.to(self.device), beam, lexicon)
+        """Model inputs (B, 3, H, W) at the model's size -> words, confidences, attention. In bf16 only the
+        encoder runs in bf16 (`prepare_for_reading`); the decoder stays fp32, where its small matrices and the
+        attention's tanh ran slower in bf16 than in fp32."""
+        searched = self.model.decode(images.to(self.device), beam, lexicon)
         words = [self.tokenizer.decode(ids) for ids in searched.ids]
-        attention = None if searched.attention is None else searched.attention.float()  # NumPy has no bf16
-        return Readings(words, searched.confidences, attention)
+        return Readings(words, searched.confidences, searched.attention)
 
     def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
         return self.decode(as_batch(pixels), beam, lexicon)

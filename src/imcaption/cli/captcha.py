@@ -17,6 +17,7 @@ from imcaption.cli.common import (
     attention_beam,
     given_options,
     numbered,
+    positive_int,
     train_command,
 )
 from imcaption.engine.config import with_options
@@ -211,7 +212,7 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     from imcaption.captcha.recognizer import ANSWER_BEAM
 
     parser.add_argument(
-        "--beam", type=int, default=None, metavar="K",
+        "--beam", type=positive_int, default=None, metavar="K",
         help=f"beam width (default: {ANSWER_BEAM} for sat and par checkpoints, 1 (greedy) for ctc, crnn and ONNX "
         "models; --attention draws greedy readings)",
     )  # fmt: skip
@@ -226,11 +227,18 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _split_reader(sub: argparse._SubParsersAction, name: str, help_text: str, split: str) -> argparse.ArgumentParser:
+    from imcaption.captcha.recognizer import READ_BATCH
+
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
     parser.add_argument("data_dir", metavar="DATA_DIR")
     parser.add_argument("--split", choices=["train", "val", "test"], default=split, help=f"(default: {split})")
-    parser.add_argument("--batch-size", type=int, default=500, help="images per batch (default: 500)")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=READ_BATCH,
+        help="images decoded at a time (default: %(default)s, which keeps the decoder's working set in the cache)",
+    )
     _reading_options(parser)
     add_quiet(parser)
     return parser

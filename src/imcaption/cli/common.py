@@ -39,6 +39,17 @@ def given_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     return {name: getattr(args, name) for name in config_fields(config) if hasattr(args, name)}
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1, refused with the value named otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

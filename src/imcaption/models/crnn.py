@@ -38,6 +38,7 @@ class CNN5(nn.Module):
         self.layers = nn.Sequential(
             *(_block(channels[i], channels[i + 1], KERNELS[i], POOLS[i]) for i in range(len(FILTERS)))
         )
+        self.reading_dtype: torch.dtype | None = None  # set by prepare_for_reading("bf16")
 
     @property
     def channels(self) -> int:
@@ -49,9 +50,20 @@ class CNN5(nn.Module):
         fuse_conv_batch_norm_blocks(self)
         return self
 
+    def prepare_for_reading(self, precision: str = "fp32") -> CNN5:
+        """For inference only (see ConvEncoder.prepare_for_reading): BatchNorm folded, and with "bf16" every
+        convolution in bfloat16 (the gray input is already scaled to [0, 1], so the first one can be too)."""
+        fuse_conv_batch_norm_blocks(self)
+        if precision == "bf16":
+            self.reading_dtype = torch.bfloat16
+            self.layers.to(self.reading_dtype)
+        return self
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         gray = images.mean(dim=1, keepdim=True) / 255
-        return self.layers(gray)
+        if self.reading_dtype is None:
+            return self.layers(gray)
+        return self.layers(gray.to(self.reading_dtype)).float()
 
 
 class CRNNRecognizer(CTCRecognizer):
