@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
-from imcaption.models.encoder import ConvEncoder, MeanPad, RowPairMax
+from imcaption.models.encoder import CentredPad, ConvEncoder, RowPairMax
 from imcaption.models.sat import masked_cross_entropy
 from imcaption.text.char_tokenizer import PAD, CharTokenizer
 
@@ -63,8 +63,8 @@ def test_fused_batch_norm_gives_the_same_features() -> None:
     expected = encoder.eval()(images)
     fused = encoder.fuse_batch_norm()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
-    # The input normalization went into the first convolution, which pads with the mean instead of zeros.
-    assert not fused.normalizes_input and isinstance(fused.layers[0][0][0], MeanPad)
+    # The input normalization went into the first convolution, which reads the pixels minus the mean.
+    assert not fused.normalizes_input and isinstance(fused.layers[0][0][0], CentredPad)
     assert torch.allclose(fused(images), expected, atol=1e-4)
 
 
@@ -78,27 +78,31 @@ def _trained_looking_encoder() -> ConvEncoder:
     return encoder.eval()
 
 
-def test_mean_pad_and_row_pair_max_match_the_operators_they_replace() -> None:
-    images = torch.rand(3, 3, 8, 10) * 255
-    padded = MeanPad(1, 204.0)(images)
-    assert torch.equal(padded, torch.nn.functional.pad(images, (1, 1, 1, 1), value=204.0))
+def test_centred_pad_and_row_pair_max_match_the_operators_they_replace() -> None:
+    pixels = torch.randint(0, 256, (3, 8, 10, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # as the reader passes them
+    mean = torch.tensor([200.0, 204.0, 123.5])
+    expected = torch.nn.functional.pad(pixels.float() - mean.view(1, 3, 1, 1), (1, 1, 1, 1))
+    padded = CentredPad(1, mean)(pixels)
+    assert torch.equal(padded, expected)
     assert padded.is_contiguous(memory_format=torch.channels_last)  # the layout the convolution reads
+    assert torch.equal(CentredPad(1, mean)(pixels.float()), expected)
+    # In bf16 the difference is computed in fp32 and rounded once; these integers and halves are exact.
+    assert torch.equal(CentredPad(1, mean, torch.bfloat16)(pixels), expected.to(torch.bfloat16))
     grid = torch.randn(2, 4, 6, 5)
     assert torch.equal(RowPairMax()(grid), torch.nn.MaxPool2d((2, 1))(grid))
 
 
 def test_reading_form_gives_the_same_features_in_fp32_and_close_ones_in_bf16() -> None:
     encoder = _trained_looking_encoder()
-    images = torch.cat([torch.rand(4, 3, 32, 64) * 255, torch.full((1, 3, 32, 64), 255.0)])
+    images = torch.cat([torch.randint(0, 256, (4, 3, 32, 64)).float(), torch.full((1, 3, 32, 64), 255.0)])
     expected = encoder(images)
     fp32 = copy.deepcopy(encoder).prepare_for_reading("fp32")
     assert isinstance(fp32.layers[-1], RowPairMax)
     assert torch.allclose(fp32(images), expected, atol=1e-4)
     bf16 = copy.deepcopy(encoder).prepare_for_reading("bf16")
     first, later = bf16.layers[0][0][1], bf16.layers[1][0]
-    # The first layer reads raw pixels and stays fp32; the later ones run in bf16; features come out in fp32.
-    assert first.weight.dtype == torch.float32 and later.weight.dtype == torch.bfloat16
-    features = bf16(images)
+    assert first.weight.dtype == later.weight.dtype == torch.bfloat16
+    features = bf16(images.to(torch.uint8))  # as the reader passes pixels
     assert features.dtype == torch.float32
     error = (features - expected).abs().max() / expected.abs().max()
     assert 0 < error < 0.05  # rounded (so bf16 did run), not wrong

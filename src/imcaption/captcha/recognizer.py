@@ -16,7 +16,7 @@ from imcaption.engine.checkpoint import CheckpointError, export_model, load_mode
 from imcaption.engine.loop import resolve_device
 from imcaption.engine.precision import resolve_precision
 from imcaption.engine.search import LexiconTrie
-from imcaption.images import ImageLike, ImageSize, as_batch, as_image, as_image_list, to_model_input
+from imcaption.images import ImageLike, ImageSize, as_image, as_image_list, to_model_input
 from imcaption.models import RecognizerConfig, build_recognizer
 from imcaption.text.char_tokenizer import END, CharTokenizer
 
@@ -153,7 +153,8 @@ class Recognizer(BaseRecognizer):
         return Readings(words, searched.confidences, searched.attention)
 
     def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
-        return self.decode(as_batch(pixels), beam, lexicon)
+        # Still uint8: the encoder's first layer converts the pixels while padding them, one pass fewer.
+        return self.decode(torch.from_numpy(pixels).permute(0, 3, 1, 2), beam, lexicon)
 
 
 def export_recognizer(checkpoint: str | Path, out: str | Path) -> Path:

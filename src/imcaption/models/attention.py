@@ -21,7 +21,8 @@ class AdditiveAttention(nn.Module):
         self, features: torch.Tensor, projected: torch.Tensor, hidden: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """features (B, N, F), projected (B, N, A), hidden (B, H) -> context (B, F), weights (B, N)."""
-        scores = self.score(torch.tanh(projected + self.hidden_proj(hidden).unsqueeze(1))).squeeze(-1)
+        # tanh in place on the fresh sum: one (B, N, A) tensor per step fewer to allocate and write.
+        scores = self.score((projected + self.hidden_proj(hidden).unsqueeze(1)).tanh_()).squeeze(-1)
         weights = torch.softmax(scores, dim=-1)
         context = torch.bmm(weights.unsqueeze(1), features).squeeze(1)
         return context, weights

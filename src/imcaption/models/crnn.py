@@ -60,7 +60,7 @@ class CNN5(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        gray = images.mean(dim=1, keepdim=True) / 255
+        gray = images.float().mean(dim=1, keepdim=True) / 255
         if self.reading_dtype is None:
             return self.layers(gray)
         return self.layers(gray.to(self.reading_dtype)).float()

@@ -45,23 +45,26 @@ def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     )
 
 
-class MeanPad(nn.Module):
-    """Pads an image with one value on every side, as the first convolution needs once the input normalization
-    is folded into it. Eager reading writes the image into a buffer already holding the value, in the
-    channels-last layout the convolution reads: one pass, where ConstantPad2d took about 2.5 times as long on
-    a 96x192 batch. Export and compilation see a plain pad, which ONNX has as one operator."""
+class CentredPad(nn.Module):
+    """The first layer's input once the normalization is folded into its convolution: pixels minus the mean,
+    padded with zeros (which is what padding a normalized image gives), in `dtype`. Eager reading writes the
+    difference of uint8 or float pixels straight into a zeroed buffer in the channels-last layout the
+    convolution reads: one pass over the pixels, where a float conversion, a normalization and a pad took three.
+    Export and compilation see a subtraction and a pad, which ONNX has as operators."""
 
-    def __init__(self, padding: int, value: float) -> None:
+    def __init__(self, padding: int, mean: torch.Tensor, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        self.padding, self.value = padding, value
+        self.padding, self.dtype = padding, dtype
+        self.register_buffer("mean", mean.flatten().clone())  # one value per channel
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         p = self.padding
         if torch.compiler.is_compiling():
-            return F.pad(images, (p, p, p, p), value=self.value)
+            centred = images.float() - self.mean.view(1, -1, 1, 1)
+            return F.pad(centred, (p, p, p, p)).to(self.dtype)
         batch, channels, height, width = images.shape
-        padded = images.new_full((batch, height + 2 * p, width + 2 * p, channels), self.value)
-        padded[:, p : p + height, p : p + width] = images.permute(0, 2, 3, 1)
+        padded = torch.zeros((batch, height + 2 * p, width + 2 * p, channels), dtype=self.dtype, device=images.device)
+        torch.sub(images.permute(0, 2, 3, 1), self.mean, out=padded[:, p : p + height, p : p + width])
         return padded.permute(0, 3, 1, 2)
 
 
@@ -98,7 +101,7 @@ class ConvEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor([0.8, 0.8, 0.8]).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1) * 255)
         self.normalizes_input = True  # False once fuse_batch_norm has folded it into the first convolution
-        # Set by prepare_for_reading("bf16"): every layer after the first runs in this format.
+        # Set by prepare_for_reading("bf16"): every layer runs in this format.
         self.reading_dtype: torch.dtype | None = None
 
     @property
@@ -108,52 +111,56 @@ class ConvEncoder(nn.Module):
     def fuse_batch_norm(self, fold_input: bool = True) -> ConvEncoder:
         """For inference only: fold each BatchNorm into the convolution before it, and with `fold_input` the
         input normalization into the first convolution. The outputs stay the same (up to rounding) and each block
-        makes one pass over its activations fewer; folding the input saves the full-resolution subtract and
-        divide. Leave it off for bf16: raw 0-255 pixels against weights rounded to bf16 lose more than centred
-        ones (3,000 validation images: 13 readings differ from fp32 folded, 4 not). Puts the encoder in eval
-        mode; a fused encoder cannot be trained or saved as a checkpoint."""
+        makes one pass over its activations fewer; folding the input saves the full-resolution normalization.
+        Puts the encoder in eval mode; a fused encoder cannot be trained or saved as a checkpoint."""
         fuse_conv_batch_norm_blocks(self)
         if fold_input:
-            self._fold_input_normalization()
+            self._fold_input_normalization(torch.float32)
         return self
 
-    def _fold_input_normalization(self) -> None:
-        """conv((x - mean) / std) as conv'(x): weights divided by std, the mean's response taken off the bias.
-        Where the convolution pads, a normalized image holds 0, which is the mean in raw pixels: so the folded
-        convolution pads with the mean itself (one value: the mean is the same for the three channels)."""
+    def _fold_input_normalization(self, dtype: torch.dtype) -> None:
+        """conv((x - mean) / std) as conv'(x - mean): the weights divided by std, the subtraction (and the zero
+        padding a normalized image had) done by CentredPad. The mean is subtracted rather than folded into the
+        bias so that the pixels the convolution reads stay small (-204 to 51) and exact in bf16: against raw
+        0-255 pixels, bias and weights rounded to bf16 cancel badly (3,000 validation images: 13 readings
+        differed from fp32)."""
         block = self.layers[0]
-        one_mean = len(set(self.mean.flatten().tolist())) == 1
-        if not (self.normalizes_input and isinstance(block[0], nn.Conv2d) and one_mean):
+        if not (self.normalizes_input and isinstance(block[0], nn.Conv2d)):
             return
-        conv, mean, std = block[0], self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1)
+        conv = block[0]
         folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, padding=0, bias=True)
         with torch.no_grad():
-            folded.weight.copy_(conv.weight / std)
-            bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
-            folded.bias.copy_(bias - (folded.weight * mean).sum(dim=(1, 2, 3)))
-        pad = MeanPad(conv.padding[0], float(mean.flatten()[0]))
+            folded.weight.copy_(conv.weight / self.std.view(1, 3, 1, 1))
+            folded.bias.copy_(conv.bias if conv.bias is not None else torch.zeros(conv.out_channels))
+        pad = CentredPad(conv.padding[0], self.mean, dtype)
         self.layers[0] = nn.Sequential(nn.Sequential(pad, folded), *block[1:])
         self.normalizes_input = False
 
     def prepare_for_reading(self, precision: str = "fp32") -> ConvEncoder:
         """For inference only: fuse_batch_norm with the input folded, the row pooling as a pairwise maximum, and
-        with "bf16" every layer after the first converted to bfloat16 (the features come out in fp32). The first
-        layer stays fp32 because it reads raw 0-255 pixels, which the folded weights rounded to bf16 would
-        misread (see fuse_batch_norm); with 3 input channels it is a small share of the work, while the later
-        layers run 2.5-3 times as fast in bf16 where the CPU has it in hardware (AMX)."""
-        self.fuse_batch_norm(fold_input=True)
+        with "bf16" every layer in bfloat16 (the pixels enter centred, the features come out in fp32): the
+        convolutions run 2.5-3 times as fast in bf16 where the CPU has it in hardware (AMX)."""
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        fuse_conv_batch_norm_blocks(self)
+        self._fold_input_normalization(dtype)
         if isinstance(self.layers[-1], nn.MaxPool2d) and self.layers[-1].kernel_size == (2, 1):
             self.layers[-1] = RowPairMax()
-        if precision == "bf16":
-            self.reading_dtype = torch.bfloat16
-            self.layers[1:].to(self.reading_dtype)
+        if dtype != torch.float32:
+            self.reading_dtype = dtype
+            self.layers.to(dtype)
+            pad = self.layers[0][0][0]
+            if isinstance(pad, CentredPad):  # the mean stays exact: the subtraction runs in fp32
+                pad.mean = pad.mean.float()
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: 0-255 floats, or uint8 once prepared for reading (the first layer's pad converts them)."""
         # One fused pass (shift + pixels * scale) instead of a subtract and a divide, which took 17 % of a bf16
         # reading's profile (where the normalization is not folded into the first convolution).
-        x = torch.addcmul(-self.mean / self.std, images, 1 / self.std) if self.normalizes_input else images
+        if self.normalizes_input:
+            x = torch.addcmul(-self.mean / self.std, images.float(), 1 / self.std)
+        else:
+            x = images
         if self.reading_dtype is None:
             return self.layers(x) + self.position
-        x = self.layers[1:](self.layers[0](x).to(self.reading_dtype))
-        return x.float() + self.position
+        return self.layers(x.to(self.reading_dtype) if x.is_floating_point() else x).float() + self.position
