@@ -66,6 +66,7 @@ def main() -> None:
     from imcaption.captcha.image_cache import ensure_cache
     from imcaption.captcha.metrics import recognition_report
     from imcaption.captcha.reading import read_cached, search_name
+    from imcaption.captcha.recognizer import READ_BATCH
     from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTrainConfig
     from imcaption.cli import main as cli
     from imcaption.engine.checkpoint import load_checkpoint
@@ -131,6 +132,8 @@ def main() -> None:
         "val_exact_match_beam3": beam_report and beam_report.exact_match,
         "test_exact_match": test_correct / len(test),
         "answer_search": search_name(recognizer.answer_beam),
+        "read_precision": recognizer.precision,  # of every reading above: the reading commands' default
+        "read_batch": READ_BATCH,
         "test_exact_match_greedy": test_greedy_correct / len(test),
         "train_minutes": round(curve[-1]["wall_minutes"], 2),
         "minutes_to_90": minutes_to(curve, 0.90),

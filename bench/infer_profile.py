@@ -78,7 +78,7 @@ def main() -> None:
     truth = dataset.words(dataset.split("val"))[: len(ids)]
     fp32_words = words
     if args.precision != "fp32":
-        fp32_reader = Recognizer.load(args.checkpoint)
+        fp32_reader = Recognizer.load(args.checkpoint, precision="fp32")
         fp32_words = read_cached(fp32_reader, cache, ids, args.batch, args.beam, progress=False).words
 
     batches = [

@@ -72,7 +72,7 @@ def main() -> None:
     from imcaption.deploy.onnx_reader import OnnxRecognizer
 
     made_by = provenance(args.shared)
-    torch_reader = Recognizer.load(args.checkpoint)
+    torch_reader = Recognizer.load(args.checkpoint, precision="fp32")  # the number format ONNX Runtime reads in
     with tempfile.TemporaryDirectory() as folder:
         onnx_path = export_onnx(args.checkpoint, Path(folder) / "model.onnx")
         onnx_bytes = onnx_path.stat().st_size

@@ -42,7 +42,7 @@ def test_sat_learns_to_read_held_out_images(trained_sat: Path, easy_dataset: Pat
 
 
 def test_reading_in_bf16_agrees_with_fp32_and_gives_fp32_attention(trained_sat: Path, easy_dataset: Path) -> None:
-    fp32, bf16 = Recognizer.load(trained_sat), Recognizer.load(trained_sat, precision="bf16")
+    fp32, bf16 = Recognizer.load(trained_sat, precision="fp32"), Recognizer.load(trained_sat, precision="bf16")
     images, truths = _val_batch(easy_dataset, fp32.size)
     pixels = images.permute(0, 2, 3, 1).to(torch.uint8).numpy()
     seen: dict[str, set[torch.dtype]] = {"fp32": set(), "bf16": set()}

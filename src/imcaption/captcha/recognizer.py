@@ -34,6 +34,11 @@ ANSWER_BEAM = 3
 # (bench/results/infer_profile_*.json records each measurement's batch).
 READ_BATCH = 64
 
+# Reading runs the encoder in bf16 where the processor has it in hardware (AMX, AVX-512 BF16): about twice the
+# images/s of fp32 on the Xeon of BENCHMARKS.md, with a handful of words in 10,000 read differently and the same
+# exact match (bench/results/infer_profile_*.json). "fp32" reads exactly as training's validation measured.
+READ_PRECISION = "auto"
+
 
 @dataclass
 class Reading:
@@ -111,11 +116,12 @@ class Recognizer(BaseRecognizer):
         self.precision = precision
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> BaseRecognizer:
+    def load(cls, path: str | Path, device: str = "cpu", precision: str = READ_PRECISION) -> BaseRecognizer:
         """From a training checkpoint (best.pt, last.pt), a weights-only export, or an ONNX export (read by
-        ONNX Runtime on the CPU); nothing else is needed. `precision`: "fp32" (reads exactly as validation
-        measured), "bf16" (faster where the CPU has bf16 in hardware, BENCHMARKS.md; a close call may go the other
-        way) or "auto" (bf16 where the hardware has it; fp32 for an ONNX model)."""
+        ONNX Runtime on the CPU); nothing else is needed. `precision`: "auto" (bf16 where the hardware has it,
+        else fp32; fp32 for an ONNX model), "fp32" (reads exactly as training's validation measured) or "bf16"
+        (the encoder in bf16, the decoder in fp32: faster where the CPU has bf16 in hardware, BENCHMARKS.md; a
+        close call may go the other way)."""
         from imcaption.deploy.onnx_reader import OnnxRecognizer, is_onnx_file
 
         target = resolve_device(device)

@@ -209,7 +209,7 @@ def cmd_assignment(args: argparse.Namespace) -> int:
 
 
 def _reading_options(parser: argparse.ArgumentParser) -> None:
-    from imcaption.captcha.recognizer import ANSWER_BEAM
+    from imcaption.captcha.recognizer import ANSWER_BEAM, READ_PRECISION
 
     parser.add_argument(
         "--beam", type=positive_int, default=None, metavar="K",
@@ -219,10 +219,10 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon", default=None, metavar="FILE", help="only output words listed in FILE")
     add_device(parser)
     parser.add_argument(
-        "--precision", choices=["fp32", "bf16", "auto"], default="fp32",
-        help="number format of the forward pass: fp32 (default: reads exactly as validation measured), bf16 (faster "
-        "on CPUs with AMX / AVX-512 BF16, BENCHMARKS.md; a close call may read differently), auto (bf16 where the "
-        "hardware has it)",
+        "--precision", choices=["fp32", "bf16", "auto"], default=READ_PRECISION,
+        help="number format of the encoder: auto (default: bf16 where the processor has it in hardware, AMX or "
+        "AVX-512 BF16, about twice as fast, BENCHMARKS.md; fp32 elsewhere and for ONNX models), fp32 (reads exactly "
+        "as training's validation measured), bf16",
     )  # fmt: skip
 
 

@@ -128,7 +128,7 @@ def onnx_reader_for(model: str | Path) -> OnnxRecognizer:
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     """`out` (.onnx) from a training checkpoint or a weights-only export."""
-    recognizer = Recognizer.load(checkpoint)
+    recognizer = Recognizer.load(checkpoint, precision="fp32")  # ONNX Runtime reads fp32 on the CPU
     if not isinstance(recognizer, Recognizer):
         raise ValueError(f"{checkpoint} is already an ONNX model")
     return write_onnx(recognizer, out)

@@ -163,4 +163,4 @@ class ConvEncoder(nn.Module):
             x = images
         if self.reading_dtype is None:
             return self.layers(x) + self.position
-        return self.layers(x.to(self.reading_dtype) if x.is_floating_point() else x).float() + self.position
+        return self.layers(x).float() + self.position  # the first layer's CentredPad hands bf16 on
