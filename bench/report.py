@@ -530,7 +530,9 @@ def model_section(runs: dict[str, dict]) -> list[str]:
         "validation exact match, evaluated on the 20,000 validation images; the test split predicted into an "
         "answer file by `imcaption captcha predict` with the model's default search (beam 3 for sat and par since "
         "that became the default; greedy in results that name no search) and scored against the generator's "
-        "`test_labels.txt`.",
+        "`test_labels.txt`. Every reading in the reading commands' default number format, shown in the inference "
+        "row: `auto` since it became the default, bf16 for the encoder on this CPU (fp32 before, and in results "
+        "that name none).",
         "",
         "Columns: `sat` is the default configuration, trained by the shared engine of imcaption 0.2; `sat_v0.1` the "
         "same configuration trained by imcaption 0.1's own captcha trainer (the figure before the engine "

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
-from imcaption.models.encoder import CentredPad, ConvEncoder, RowPairMax
+from imcaption.models.encoder import CentredPad, ConvEncoder, FusedConvReLU, RowPairMax
 from imcaption.models.sat import masked_cross_entropy
 from imcaption.text.char_tokenizer import PAD, CharTokenizer
 
@@ -99,9 +99,11 @@ def test_reading_form_gives_the_same_features_in_fp32_and_close_ones_in_bf16() -
     fp32 = copy.deepcopy(encoder).prepare_for_reading("fp32")
     assert isinstance(fp32.layers[-1], RowPairMax)
     assert torch.allclose(fp32(images), expected, atol=1e-4)
+    if torch.backends.mkldnn.is_available():  # each convolution and its ReLU as one call
+        assert sum(isinstance(m, FusedConvReLU) for m in fp32.modules()) == 5
     bf16 = copy.deepcopy(encoder).prepare_for_reading("bf16")
-    first, later = bf16.layers[0][0][1], bf16.layers[1][0]
-    assert first.weight.dtype == later.weight.dtype == torch.bfloat16
+    convolutions = [m for m in bf16.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convolutions) == 5 and all(conv.weight.dtype == torch.bfloat16 for conv in convolutions)
     features = bf16(images.to(torch.uint8))  # as the reader passes pixels
     assert features.dtype == torch.float32
     error = (features - expected).abs().max() / expected.abs().max()

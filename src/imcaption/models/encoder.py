@@ -73,6 +73,38 @@ class CentredPad(nn.Module):
         return padded.permute(0, 3, 1, 2)
 
 
+class FusedConvReLU(nn.Module):
+    """Inference only: a convolution and the ReLU after it as one oneDNN call (the operator PyTorch's own
+    compiler fuses the pair into), where the separate ReLU pass over each block's output took 11 % of a bf16
+    reading. `fuse_conv_relu` builds it only where that operator exists and gives the unfused result; export,
+    compilation and other devices get the plain pair."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() or x.device.type != "cpu":
+            return torch.relu(self.conv(x))
+        c = self.conv
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, c.weight, c.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups, "relu", [], ""
+        )
+
+
+def fuse_conv_relu(conv: nn.Conv2d) -> nn.Module:
+    """FusedConvReLU(conv) where it reads as conv then ReLU do on a small input, else the plain pair."""
+    plain = nn.Sequential(conv, nn.ReLU())
+    try:
+        fused = FusedConvReLU(conv)
+        with torch.no_grad():
+            probe = torch.rand(2, conv.in_channels, 9, 9, dtype=conv.weight.dtype, device=conv.weight.device)
+            agrees = torch.allclose(fused(probe).float(), plain(probe).float(), rtol=1e-2, atol=1e-2)
+    except (AttributeError, RuntimeError):  # no oneDNN, or an operator this PyTorch does not have
+        return plain
+    return fused if agrees else plain
+
+
 class RowPairMax(nn.Module):
     """MaxPool2d((2, 1)) for inference: the larger of each pair of rows, as one elementwise maximum of two
     strided views (a fifth of the pooling operator's time, which also computes indices nobody reads)."""
@@ -156,7 +188,19 @@ class ConvEncoder(nn.Module):
             pad = self.layers[0][0][0]
             if isinstance(pad, CentredPad):  # the mean stays exact: the subtraction runs in fp32
                 pad.mean = pad.mean.float()
+        self._fuse_relus()
         return self
+
+    def _fuse_relus(self) -> None:
+        """Each (convolution, ReLU) block as one fused call where the CPU's oneDNN has it (FusedConvReLU)."""
+        for index, block in enumerate(self.layers):
+            if not (isinstance(block, nn.Sequential) and len(block) == 2 and isinstance(block[1], nn.ReLU)):
+                continue
+            head = block[0]
+            if isinstance(head, nn.Conv2d):
+                self.layers[index] = fuse_conv_relu(head)
+            elif isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Conv2d):  # (CentredPad, conv)
+                self.layers[index] = nn.Sequential(*head[:-1], fuse_conv_relu(head[-1]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: 0-255 floats, or uint8 once prepared for reading (the first layer's pad converts them)."""
