@@ -47,15 +47,16 @@ def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 class CentredPad(nn.Module):
     """The first layer's input once the normalization is folded into its convolution: pixels minus the mean,
-    padded with zeros (which is what padding a normalized image gives), in `dtype`. Eager reading writes the
-    difference of uint8 or float pixels straight into a zeroed buffer in the channels-last layout the
-    convolution reads: one pass over the pixels, where a float conversion, a normalization and a pad took three.
-    Export and compilation see a subtraction and a pad, which ONNX has as operators."""
+    padded with zeros (which is what padding a normalized image gives), in `dtype`. Eager reading copies uint8 or
+    float pixels straight into a zeroed buffer in the channels-last layout the convolution reads and subtracts
+    the mean there, where a float conversion, a normalization and a pad each made a new tensor. Export and
+    compilation see a subtraction and a pad, which ONNX has as operators."""
 
     def __init__(self, padding: int, mean: torch.Tensor, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.padding, self.dtype = padding, dtype
         self.register_buffer("mean", mean.flatten().clone())  # one value per channel
+        self.one_mean = bool((self.mean == self.mean[0]).all())  # then subtracted as a scalar, which is faster
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         p = self.padding
@@ -68,8 +69,7 @@ class CentredPad(nn.Module):
         # uint8 pixels and their difference from an integer mean are exact in bf16, so the order changes nothing.
         inside = padded[:, p : p + height, p : p + width]
         inside.copy_(images.permute(0, 2, 3, 1))
-        one_mean = bool((self.mean == self.mean[0]).all())
-        inside.sub_(float(self.mean[0]) if one_mean else self.mean)
+        inside.sub_(float(self.mean[0]) if self.one_mean else self.mean)
         return padded.permute(0, 3, 1, 2)
 
 
