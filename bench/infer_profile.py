@@ -6,7 +6,8 @@ Reads the first --count validation images from the cache in batches of --batch (
 greedily or with --beam K (answer files use the model's answer beam, 3 for sat), reports images/s and
 microseconds per image, then profiles --profile-batches batches with torch.profiler and groups the operators'
 own CPU time: convolutions, matrix products (linear layers, attention, recurrent cells), normalization and
-activations, and the rest. Run it on an idle machine.
+activations, and the rest. Images/s is the median of three timed passes (bench/timing.py). Run it on an idle
+machine.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
@@ -60,6 +60,7 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from bench.provenance import provenance
+    from bench.timing import median_rate
     from imcaption.api import Recognizer
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.image_cache import ensure_cache
@@ -72,9 +73,8 @@ def main() -> None:
     cache = ensure_cache(dataset, recognizer.size)
     ids = list(dataset.split("val").indices)[: args.count]
     read_cached(recognizer, cache, ids[: args.batch], args.batch, args.beam, progress=False)  # warm-up
-    start = time.perf_counter()
     words = read_cached(recognizer, cache, ids, args.batch, args.beam, progress=False).words
-    seconds = time.perf_counter() - start
+    rate, passes = median_rate(lambda: len(read_cached(recognizer, cache, ids, args.batch, args.beam, False).words))
     truth = dataset.words(dataset.split("val"))[: len(ids)]
     fp32_words = words
     if args.precision != "fp32":
@@ -104,8 +104,9 @@ def main() -> None:
         "exact_match": sum(w == t for w, t in zip(words, truth, strict=True)) / len(ids),
         "words_differing_from_fp32": sum(w != f for w, f in zip(words, fp32_words, strict=True)),
         "threads": torch.get_num_threads(),
-        "images_per_s": round(len(ids) / seconds, 1),
-        "microseconds_per_image": round(1e6 * seconds / len(ids), 1),
+        "images_per_s": rate,
+        "passes_images_per_s": passes,
+        "microseconds_per_image": round(1e6 / rate, 1),
         "time_share": {
             group: round(value / total, 4) for group, value in sorted(grouped.items(), key=lambda kv: -kv[1])
         },
