@@ -74,7 +74,9 @@ def main() -> None:
     ids = list(dataset.split("val").indices)[: args.count]
     read_cached(recognizer, cache, ids[: args.batch], args.batch, args.beam, progress=False)  # warm-up
     words = read_cached(recognizer, cache, ids, args.batch, args.beam, progress=False).words
-    rate, passes = median_rate(lambda: len(read_cached(recognizer, cache, ids, args.batch, args.beam, False).words))
+    rate, passes = median_rate(
+        lambda: len(read_cached(recognizer, cache, ids, args.batch, args.beam, progress=False).words)
+    )
     truth = dataset.words(dataset.split("val"))[: len(ids)]
     fp32_words = words
     if args.precision != "fp32":
