@@ -24,7 +24,8 @@ from imcaption.files import write_text_atomically
 
 RESULTS = Path(__file__).parent / "results"
 GROUPS = {
-    "convolution": ("conv", "mkldnn_convolution"),
+    # mkldnn::_convolution_pointwise is a convolution with its ReLU fused (FusedConvReLU).
+    "convolution": ("conv", "mkldnn_convolution", "_convolution_pointwise"),
     "matrix products (linear, attention, recurrent cells)": ("addmm", "mm", "bmm", "matmul", "linear", "gru", "lstm"),
     "normalization, activations, softmax": ("norm", "relu", "gelu", "tanh", "sigmoid", "softmax", "max_pool"),
 }
