@@ -86,7 +86,7 @@ def test_centred_pad_and_row_pair_max_match_the_operators_they_replace() -> None
     assert torch.equal(padded, expected)
     assert padded.is_contiguous(memory_format=torch.channels_last)  # the layout the convolution reads
     assert torch.equal(CentredPad(1, mean)(pixels.float()), expected)
-    # In bf16 the difference is computed in fp32 and rounded once; these integers and halves are exact.
+    # In bf16 the pixels are copied exactly and their difference rounded once, as rounding the fp32 result does.
     assert torch.equal(CentredPad(1, mean, torch.bfloat16)(pixels), expected.to(torch.bfloat16))
     grid = torch.randn(2, 4, 6, 5)
     assert torch.equal(RowPairMax()(grid), torch.nn.MaxPool2d((2, 1))(grid))

@@ -47,7 +47,7 @@ def test_reading_in_bf16_agrees_with_fp32_and_gives_fp32_attention(trained_sat: 
     pixels = images.permute(0, 2, 3, 1).to(torch.uint8).numpy()
     seen: dict[str, set[torch.dtype]] = {"fp32": set(), "bf16": set()}
     for name, reader in (("fp32", fp32), ("bf16", bf16)):
-        # The first layer reads raw pixels in fp32 either way; the second is the first that bf16 changes.
+        # A block inside the encoder: bf16 throughout it when reading in bf16, fp32 otherwise.
         second_block = reader.model.encoder.layers[1]
         second_block.register_forward_hook(lambda module, inputs, output, name=name: seen[name].add(output.dtype))
     exact, fast = fp32.read(pixels, attention=True), bf16.read(pixels, attention=True)
