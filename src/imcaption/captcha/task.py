@@ -25,8 +25,8 @@ RECOGNIZER_FORMAT = "imcaption-recognizer"
 # (BENCHMARKS.md, recipe probes and full runs). The crnn peer keeps the 64-pixel height its users train it at.
 DEFAULT_INPUT_SIZE = ImageSize(96, 192)
 MODEL_INPUT_SIZES = {"crnn": ImageSize(64, 128)}
-# Validation batches: on a CPU small enough for the decoder's per-step tensors to stay in the core's cache (as
-# READ_BATCH in recognizer.py: batches of 500 read at about two thirds of the speed), large on a GPU.
+# Validation batches: on a CPU small enough for the decoder's per-step tensors to stay in the core's cache (see
+# READ_BATCH in recognizer.py for what batches of 500 cost), large on a GPU.
 VALIDATION_BATCH = {"cpu": 64, "cuda": 500}
 
 
