@@ -56,7 +56,8 @@ class CentredPad(nn.Module):
         super().__init__()
         self.padding, self.dtype = padding, dtype
         self.register_buffer("mean", mean.flatten().clone())  # one value per channel
-        self.one_mean = bool((self.mean == self.mean[0]).all())  # then subtracted as a scalar, which is faster
+        # One value for every channel is subtracted as a Python number: faster, and no device read per batch.
+        self.scalar_mean = float(mean.flatten()[0]) if bool((mean == mean.flatten()[0]).all()) else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         p = self.padding
@@ -69,7 +70,7 @@ class CentredPad(nn.Module):
         # uint8 pixels and their difference from an integer mean are exact in bf16, so the order changes nothing.
         inside = padded[:, p : p + height, p : p + width]
         inside.copy_(images.permute(0, 2, 3, 1))
-        inside.sub_(float(self.mean[0]) if self.one_mean else self.mean)
+        inside.sub_(self.mean if self.scalar_mean is None else self.scalar_mean)
         return padded.permute(0, 3, 1, 2)
 
 
@@ -184,10 +185,9 @@ class ConvEncoder(nn.Module):
             self.layers[-1] = RowPairMax()
         if dtype != torch.float32:
             self.reading_dtype = dtype
-            self.layers.to(dtype)
-            pad = self.layers[0][0][0]
-            if isinstance(pad, CentredPad):  # the mean stays exact: the subtraction runs in fp32
-                pad.mean = pad.mean.float()
+            # The convolutions only: CentredPad's mean stays fp32, so the subtraction stays exact.
+            for conv in (m for m in self.layers.modules() if isinstance(m, nn.Conv2d)):
+                conv.to(dtype)
         self._fuse_relus()
         return self
 
