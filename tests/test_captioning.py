@@ -55,7 +55,7 @@ def test_beam_of_one_equals_greedy(decoder: str) -> None:
     model = _captioner(decoder)
     features = torch.randn(5, 9, 32)
     with torch.no_grad():
-        greedy, log_p, _ = greedy_search(model.decoder, model.decoder.start(features), 5, CAPTION_TOKENS, 10)
+        greedy, log_p, _, _ = greedy_search(model.decoder, model.decoder.start(features), 5, CAPTION_TOKENS, 10)
         beam, score = beam_search(model.decoder, model.decoder.start(features), 5, CAPTION_TOKENS, 10, beam=1)
     assert torch.equal(greedy, beam)
     torch.testing.assert_close(log_p, score)

@@ -59,6 +59,9 @@ def test_trained_sat_reads_the_same_words_and_logits_through_onnx_runtime(
     # Each character's probability is its own step's; the word's also includes <end>, so it is no larger.
     for word, chars, confidence in zip(got.words, got.char_confidences, got.confidences, strict=True):
         assert len(chars) == len(word) and np.prod(chars) >= confidence - 1e-6
+    # PyTorch's greedy search gives each letter's probability too, the same as ONNX Runtime's.
+    for torch_chars, onnx_chars in zip(expected.char_confidences, got.char_confidences, strict=True):
+        np.testing.assert_allclose(torch_chars, onnx_chars, atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["par", "ctc", "crnn"])
@@ -77,12 +80,14 @@ def test_every_recognizer_kind_exports_with_matching_logits(kind: str, tmp_path:
     expected, got = torch_reader.decode_pixels(pixels), onnx_reader.decode_pixels(pixels)
     assert got.words == expected.words and any(got.words)  # random weights still read letters, not nothing
     np.testing.assert_allclose(got.confidences, expected.confidences, rtol=1e-3)
+    for torch_chars, onnx_chars in zip(expected.char_confidences, got.char_confidences, strict=True):
+        np.testing.assert_allclose(torch_chars, onnx_chars, rtol=1e-3)
     # Answers come from a beam where the model has beam search; ONNX Runtime and CTC read greedily.
     assert (torch_reader.answer_beam, onnx_reader.answer_beam) == (3 if kind == "par" else 1, 1)
 
 
 def test_letter_confidences_skip_what_the_tokenizer_skips() -> None:
-    from imcaption.deploy.onnx_reader import letter_confidences
+    from imcaption.captcha.recognizer import letter_confidences
     from imcaption.text.char_tokenizer import PAD, START
 
     a, b = CharTokenizer().encode("ab")

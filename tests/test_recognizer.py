@@ -88,7 +88,7 @@ def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_sat: P
     images = images[:64]
     model, steps = recognizer.model, recognizer.model.max_length + 1
     with torch.no_grad():
-        greedy, greedy_score, _ = greedy_search(model, model.start(images), 64, TOKENS, steps)
+        greedy, greedy_score, _, _ = greedy_search(model, model.start(images), 64, TOKENS, steps)
         beam1, beam1_score = beam_search(model, model.start(images), 64, TOKENS, steps, 1)
         _, beam4_score = beam_search(model, model.start(images), 64, TOKENS, steps, 4)
     words = [recognizer.tokenizer.decode(row) for row in greedy.tolist()]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,11 +19,14 @@ import pytest
 import uvicorn
 
 from bench.loopback import free_port
+from imcaption.api import Recognizer
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.deploy.onnx_export import export_onnx
 from imcaption.deploy.onnx_reader import OnnxRecognizer
 from imcaption.serve.app import create_app
+from imcaption.serve.batcher import MicroBatcher
 from imcaption.serve.models import load_served_model
+from imcaption.serve.settings import ServeSettings
 from tests.abuse_corpus import ABUSE, CORPUS_LIMITS, png
 
 # A long batching window, so that the test of shared model calls does not depend on the machine's speed.
@@ -171,3 +177,81 @@ def test_a_captioner_is_served_at_v1_caption(tmp_path: Path) -> None:
         assert np.array(answer["attention"]).shape == expected.attention.shape
         wrong = httpx.post(f"{live.url}/v1/read", files={"image": image.read_bytes()})
         assert wrong.status_code == 409 and "/v1/caption" in wrong.json()["error"]["message"]
+
+
+def test_the_pytorch_backend_answers_as_the_recognizer_reads(trained_sat: Path, images: list[Path]) -> None:
+    model = load_served_model(trained_sat, "pytorch")
+    with LiveServer(create_app(model, LIMITS), free_port()) as live:
+        uploads = [("image", p.read_bytes()) for p in images[:4]]
+        several = httpx.post(f"{live.url}/v1/read", files=uploads).json()["results"]
+        health = httpx.get(f"{live.url}/healthz").json()
+    assert health["backend"].startswith("pytorch")
+    expected = Recognizer.load(trained_sat).read(images[:4])  # the same reading precision as the service's
+    assert [r["word"] for r in several] == [r.word for r in expected] and any(r.word for r in expected)
+    for result, reading in zip(several, expected, strict=True):
+        assert [c["confidence"] for c in result["characters"]] == pytest.approx(reading.char_confidences, abs=1e-5)
+
+
+def test_a_request_that_waited_through_a_model_call_does_not_wait_for_another_window() -> None:
+    window, call_seconds = 0.4, 0.6
+
+    def slow_model(pixels: np.ndarray) -> list[int]:
+        time.sleep(call_seconds)
+        return [int(row[0, 0, 0]) for row in pixels]
+
+    async def scenario() -> tuple[list[list[int]], float, int]:
+        batcher = MicroBatcher(slow_model, window, max_batch=2)
+        batcher.start()
+        one = [np.full((1, 2, 2, 3), n, np.uint8) for n in range(3)]
+        first = asyncio.create_task(batcher.run(one[0]))  # with one[1], fills the first batch at once
+        second = asyncio.create_task(batcher.run(one[1]))
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        third = await batcher.run(one[2])  # queued during the first call; its window has passed when it ends
+        waited = time.monotonic() - start
+        results = [await first, await second, third]
+        await batcher.stop()
+        return results, waited, batcher.batches
+
+    results, waited, batches = asyncio.run(scenario())
+    assert results == [[0], [1], [2]] and batches == 2
+    # It waited for the first call and its own, not for a fresh window after the first call on top.
+    assert waited < 2 * call_seconds + window / 2
+
+
+def test_two_worker_processes_serve_and_a_bad_model_stops_the_command(
+    trained_sat: Path, images: list[Path], tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "imcaption", "serve", "--workers", "2", "--port", str(port)]
+    server = subprocess.Popen([*command, str(trained_sat)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and server.poll() is None:
+            try:  # a new connection each time, taken by whichever worker accepts it
+                health = httpx.get(f"{url}/healthz", timeout=2).json()
+                workers.add(health["worker"])
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert len(workers) == 2 and health["worker_processes"] == 2 and server.pid not in workers
+        words = [httpx.post(f"{url}/v1/read", files={"image": p.read_bytes()}).json()["word"] for p in images[:4]]
+        assert words == [r.word for r in Recognizer.load(trained_sat).read(images[:4])]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a model")
+    # The model is checked once before any worker starts, rather than by workers failing over and over.
+    done = subprocess.run([*command, str(bad)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"cannot read model file {bad}" in done.stderr
+
+
+def test_serve_settings_travel_to_the_workers_intact() -> None:
+    settings = ServeSettings("m.pt", "onnxruntime", replace(LIMITS, max_batch=7), workers=3)
+    assert ServeSettings.from_json(settings.to_json()) == settings
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        ServeSettings("m.pt", workers=0)
+    with pytest.raises(ValueError, match="backend must be one of auto, pytorch, onnxruntime"):
+        ServeSettings("m.pt", backend="tensorflow")

@@ -18,7 +18,7 @@ from imcaption.engine.precision import resolve_precision
 from imcaption.engine.search import LexiconTrie
 from imcaption.images import ImageLike, ImageSize, as_image, as_image_list, to_model_input
 from imcaption.models import RecognizerConfig, build_recognizer
-from imcaption.text.char_tokenizer import END, CharTokenizer
+from imcaption.text.char_tokenizer import END, SPECIALS, CharTokenizer
 
 # What a model file must describe besides its weights; `export` keeps exactly these.
 DESCRIPTION_KEYS = ("model_config", "tokenizer", "image_size")
@@ -41,11 +41,23 @@ READ_BATCH = 64
 READ_PRECISION = "auto"
 
 
+def letter_confidences(ids: list[int], id_log_probs: Sequence[float] | np.ndarray) -> list[float]:
+    """The probability of each letter the tokenizer will decode from `ids`: steps before <end> whose id is a
+    letter (the tokenizer skips <pad> and <start>), so each confidence sits on its own letter."""
+    confidences = []
+    for token, log_prob in zip(ids, id_log_probs, strict=False):
+        if token == END:
+            break
+        if token >= len(SPECIALS):
+            confidences.append(float(np.exp(log_prob)))
+    return confidences
+
+
 @dataclass
 class Reading:
     """One image's reading: the word ("" when nothing was read), its probability under the model, and for sat
     models read greedily with attention=True, the attention of each step, (steps, grid rows, grid cols); each
-    character's probability where the backend gives it (ONNX Runtime)."""
+    character's probability where the search gives it (greedy search and CTC best path)."""
 
     word: str
     confidence: float
@@ -56,7 +68,7 @@ class Reading:
 @dataclass
 class Readings:
     """A batch's readings; attention (B, steps, rows, cols) for attention models under greedy search, else None;
-    the probability of each character of each word where the backend gives it (ONNX Runtime), else None."""
+    the probability of each character of each word under greedy search or CTC best path, else None."""
 
     words: list[str]
     confidences: list[float]
@@ -157,7 +169,11 @@ class Recognizer(BaseRecognizer):
         attention's tanh ran slower in bf16 than in fp32."""
         searched = self.model.decode(images.to(self.device), beam, lexicon)
         words = [self.tokenizer.decode(ids) for ids in searched.ids]
-        return Readings(words, searched.confidences, searched.attention)
+        letters = None
+        if searched.id_log_probs is not None:
+            pairs = zip(searched.ids, searched.id_log_probs, strict=True)
+            letters = [letter_confidences(ids, log_probs) for ids, log_probs in pairs]
+        return Readings(words, searched.confidences, searched.attention, letters)
 
     def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
         # Still uint8: the encoder's first layer converts the pixels while padding them, one pass fewer.

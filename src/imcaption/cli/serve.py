@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from imcaption.cli.common import positive_int
 from imcaption.serve.limits import ServiceLimits
+from imcaption.serve.settings import RECOGNIZER_BACKENDS, ServeSettings, default_workers
 
 DEFAULTS = ServiceLimits()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from imcaption.serve.app import create_app
-    from imcaption.serve.models import load_served_model
+    from imcaption.serve.workers import serve
 
     limits = ServiceLimits(
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
@@ -22,9 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         batch_window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
     )
-    model = load_served_model(args.model)
-    print(f"serving {args.model} ({model.info['model']}, {model.info['backend']}) on http://{args.host}:{args.port}/")
-    uvicorn.run(create_app(model, limits), host=args.host, port=args.port, log_level=args.log_level)
+    serve(ServeSettings(args.model, args.backend, limits, args.workers), args.host, args.port, args.log_level)
     return 0
 
 
@@ -32,6 +29,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     text = "serve a recognizer or captioner over HTTP: POST /v1/read, /v1/caption, a web page at /, docs at /docs"
     serve = commands.add_parser("serve", help=text, description=text)
     serve.add_argument("model", metavar="MODEL", help="a checkpoint, a weights-only export or an .onnx file")
+    serve.add_argument(
+        "--backend",
+        default="auto",
+        choices=RECOGNIZER_BACKENDS,
+        help="what runs a recognizer: auto is PyTorch where the CPU has bf16 in hardware, else ONNX Runtime "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=default_workers(),
+        help="server processes, each with its own model (default: one per core, at most 4: %(default)s)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="(default: 8000)")
     serve.add_argument(

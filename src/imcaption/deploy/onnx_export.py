@@ -117,13 +117,13 @@ def export_graph(graph: nn.Module, example: torch.Tensor, outputs: list[str], de
     return Path(out)
 
 
-def onnx_reader_for(model: str | Path) -> OnnxRecognizer:
+def onnx_reader_for(model: str | Path, spin: bool = True, threads: int = 0) -> OnnxRecognizer:
     """An ONNX Runtime reader for `model`: an .onnx file as it is, a checkpoint or export converted through a
-    temporary .onnx file."""
+    temporary .onnx file. spin: as `open_session`."""
     if is_onnx_file(model):
-        return OnnxRecognizer.load(model)
+        return OnnxRecognizer.load(model, threads, spin=spin)
     with tempfile.TemporaryDirectory() as folder:
-        return OnnxRecognizer.load(export_onnx(model, Path(folder) / "model.onnx"))
+        return OnnxRecognizer.load(export_onnx(model, Path(folder) / "model.onnx"), threads, spin=spin)
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from imcaption.captcha.recognizer import BaseRecognizer, Readings
+from imcaption.captcha.recognizer import BaseRecognizer, Readings, letter_confidences
 from imcaption.engine.checkpoint import CheckpointError
 from imcaption.engine.search import LexiconTrie
 from imcaption.images import ImageSize
 from imcaption.models import RecognizerConfig
-from imcaption.text.char_tokenizer import END, PAD, SPECIALS, CharTokenizer
+from imcaption.text.char_tokenizer import END, PAD, CharTokenizer
 
 ONNX_FORMAT = "imcaption-onnx-recognizer"
 ONNX_FORMAT_VERSION = 1
@@ -37,18 +37,6 @@ def is_onnx_file(path: str | Path) -> bool:
 def log_softmax(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def letter_confidences(ids: list[int], step_log_probs: np.ndarray) -> list[float]:
-    """The probability of each letter the tokenizer will decode from `ids`: steps before <end> whose id is a
-    letter (the tokenizer skips <pad> and <start>), so each confidence sits on its own letter."""
-    confidences = []
-    for token, log_prob in zip(ids, step_log_probs, strict=False):
-        if token == END:
-            break
-        if token >= len(SPECIALS):
-            confidences.append(float(np.exp(log_prob)))
-    return confidences
 
 
 def ids_through_end(tokens: np.ndarray, end: int) -> tuple[list[list[int]], np.ndarray]:
@@ -100,9 +88,11 @@ def read_description(session, kind: str = ONNX_FORMAT, versions: tuple[int, ...]
     return described
 
 
-def open_session(path: str | Path, threads: int = 0):  # noqa: ANN201
+def open_session(path: str | Path, threads: int = 0, spin: bool = True):  # noqa: ANN201
     """An ONNX Runtime CPU session for the file at `path`, fully optimized; CheckpointError if it is missing
-    or not a readable ONNX model. threads: intra-op threads; 0 lets ONNX Runtime choose (one per core)."""
+    or not a readable ONNX model. threads: intra-op threads; 0 lets ONNX Runtime choose (one per core).
+    spin=False: idle threads sleep instead of spinning for the next call, which a service wants, where the
+    cores between calls belong to the HTTP server."""
     import onnxruntime as ort
 
     path = Path(path)
@@ -111,6 +101,8 @@ def open_session(path: str | Path, threads: int = 0):  # noqa: ANN201
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for damaged files
@@ -129,9 +121,10 @@ class OnnxRecognizer(BaseRecognizer):
         self.grid = tuple(described["grid"]) if described.get("grid") else None
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 0) -> OnnxRecognizer:
-        """threads: ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core)."""
-        session = open_session(path, threads)
+    def load(cls, path: str | Path, threads: int = 0, spin: bool = True) -> OnnxRecognizer:
+        """threads: ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core); spin: as
+        `open_session`."""
+        session = open_session(path, threads, spin)
         return cls(session, read_description(session))
 
     def scores(self, pixels: np.ndarray) -> dict[str, np.ndarray]:

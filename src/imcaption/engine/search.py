@@ -23,12 +23,14 @@ class SearchTokens:
 
 @dataclass
 class Searched:
-    """Token ids per image (a sequence may end with <end> and <pad>s), the probability of each, and for
-    attention models under greedy search the attention of each step, (B, T, N)."""
+    """Token ids per image (a sequence may end with <end> and <pad>s), the probability of each, for
+    attention models under greedy search the attention of each step, (B, T, N), and under greedy search and CTC
+    best path the log-probability of each id (what a reader turns into per-letter confidences)."""
 
     ids: list[list[int]]
     confidences: list[float]
     attention: torch.Tensor | None = None
+    id_log_probs: list[list[float]] | None = None
 
 
 class LexiconTrie:
@@ -79,7 +81,7 @@ def greedy_search(
     node = torch.zeros(batch, dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     log_conf = torch.zeros(batch, device=device)
-    chosen, maps = [], []
+    chosen, chosen_log_probs, maps = [], [], []
     for _ in range(max_steps):
         logits, state, weights = model.step(token, state)
         log_probs = torch.log_softmax(logits, dim=-1)
@@ -87,16 +89,19 @@ def greedy_search(
             log_probs = log_probs.masked_fill(trie.children[node] < 0, NEG_INF)
         best, token = log_probs.max(dim=-1)
         token = torch.where(done, torch.full_like(token, tokens.pad), token)
-        log_conf += torch.where(done, torch.zeros_like(best), best)
+        best = torch.where(done, torch.zeros_like(best), best)
+        log_conf += best
         if trie is not None:
             node = torch.where(done, node, trie.children[node, token])
         chosen.append(token)
+        chosen_log_probs.append(best)
         if weights is not None:
             maps.append(weights)
         done |= token == tokens.end
         if bool(done.all()):
             break
-    return torch.stack(chosen, dim=1), log_conf, (torch.stack(maps, dim=1) if maps else None)
+    attention = torch.stack(maps, dim=1) if maps else None
+    return torch.stack(chosen, dim=1), log_conf, torch.stack(chosen_log_probs, dim=1), attention
 
 
 def beam_search(
@@ -157,20 +162,24 @@ def search(
     """Greedy search for beam 1 (with attention, where the model has it), beam search above."""
     if beam < 1:
         raise ValueError(f"beam width must be at least 1, got {beam}")
-    if beam == 1:
-        ids, log_conf, attention = greedy_search(model, state, batch, tokens, max_steps, trie)
-    else:
-        (ids, log_conf), attention = beam_search(model, state, batch, tokens, max_steps, beam, trie), None
-    return Searched(ids.tolist(), log_conf.exp().tolist(), None if attention is None else attention.cpu())
+    if beam > 1:
+        ids, log_conf = beam_search(model, state, batch, tokens, max_steps, beam, trie)
+        return Searched(ids.tolist(), log_conf.exp().tolist())
+    ids, log_conf, id_log_probs, attention = greedy_search(model, state, batch, tokens, max_steps, trie)
+    maps = None if attention is None else attention.cpu()
+    return Searched(ids.tolist(), log_conf.exp().tolist(), maps, id_log_probs.tolist())
 
 
 def ctc_best_path(log_probs: torch.Tensor, blank: int) -> Searched:
     """Best class per column; repeats merged, blanks dropped. log_probs (B, T, V)."""
     best, classes = log_probs.max(dim=-1)
-    ids = []
-    for row in classes.tolist():
-        ids.append([c for i, c in enumerate(row) if c != blank and (i == 0 or c != row[i - 1])])
-    return Searched(ids, best.sum(dim=-1).exp().tolist())
+    ids, id_log_probs = [], []
+    for row, row_best in zip(classes.tolist(), best.tolist(), strict=True):
+        # An emitted id's log-probability is that of the column where its run starts.
+        starts = [i for i, c in enumerate(row) if c != blank and (i == 0 or c != row[i - 1])]
+        ids.append([row[i] for i in starts])
+        id_log_probs.append([row_best[i] for i in starts])
+    return Searched(ids, best.sum(dim=-1).exp().tolist(), id_log_probs=id_log_probs)
 
 
 def ctc_word_log_likelihood(

@@ -1,7 +1,7 @@
 """Micro-batching: concurrent requests wait a few milliseconds to share one model call.
 
-Requests put their images on an asyncio queue; one worker takes the first waiting item, gathers more for up to
-`window` seconds or until `max_batch` images, runs the model once in its own thread (so the event loop keeps
+Requests put their images on an asyncio queue; one worker takes the first waiting item, gathers more until
+`window` seconds after its arrival or `max_batch` images, runs the model once in its own thread (so the event loop keeps
 accepting connections), and hands each request its slice of the result."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 class _Pending:
     pixels: np.ndarray  # (n, H, W, 3) uint8
     done: asyncio.Future
+    arrived: float  # time.monotonic() when it was queued
 
 
 class MicroBatcher:
@@ -46,7 +47,7 @@ class MicroBatcher:
 
     async def run(self, pixels: np.ndarray) -> list[Any]:
         done = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Pending(pixels, done))
+        await self.queue.put(_Pending(pixels, done, time.monotonic()))
         return await done
 
     async def _gather(self) -> list[_Pending]:
@@ -54,7 +55,9 @@ class MicroBatcher:
         max_batch images unless a single request brings more."""
         first, self.held = self.held or await self.queue.get(), None
         batch, count = [first], len(first.pixels)
-        deadline = time.monotonic() + self.window
+        # The window runs from the first request's arrival: under load it has waited through the previous model
+        # call already, so the batch takes what is queued and goes, and the model never idles for the window.
+        deadline = first.arrived + self.window
         while count < self.max_batch:
             left = deadline - time.monotonic()
             try:

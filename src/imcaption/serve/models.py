@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from imcaption.captcha.recognizer import BaseRecognizer
 from imcaption.engine.checkpoint import CheckpointError
 from imcaption.images import ImageSize
+from imcaption.serve.settings import RECOGNIZER_BACKENDS
 
 
 @dataclass
@@ -23,15 +25,34 @@ class ServedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _recognizer(path: Path) -> ServedModel:
+def _recognizer_reader(path: Path, backend: str, threads: int) -> BaseRecognizer:
+    from imcaption.api import Recognizer
     from imcaption.deploy.onnx_export import onnx_reader_for
+    from imcaption.deploy.onnx_reader import is_onnx_file
 
-    # A checkpoint is served through ONNX Runtime all the same: faster, and it gives each letter's probability.
-    reader = onnx_reader_for(path)
+    if backend not in RECOGNIZER_BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(RECOGNIZER_BACKENDS)}; got {backend!r}")
+    if is_onnx_file(path):
+        if backend == "pytorch":
+            raise ValueError(f"{path} is an ONNX model: it runs on onnxruntime; serve its checkpoint for pytorch")
+        backend = "onnxruntime"
+    if backend == "auto":
+        reader = Recognizer.load(path)
+        if isinstance(reader, Recognizer) and reader.precision == "bf16":
+            return reader
+        backend = "onnxruntime"
+    # The model's threads sleep between calls: the cores are the HTTP server's then.
+    return onnx_reader_for(path, spin=False, threads=threads) if backend == "onnxruntime" else Recognizer.load(path)
+
+
+def _recognizer(path: Path, backend: str, threads: int) -> ServedModel:
+    from imcaption.api import Recognizer
+
+    reader = _recognizer_reader(path, backend, threads)
 
     def run(pixels: np.ndarray) -> list[dict[str, Any]]:
         decoded = reader.decode_pixels(pixels)
-        maps = decoded.attention
+        maps = None if decoded.attention is None else np.asarray(decoded.attention)
         return [
             {
                 "word": word,
@@ -44,7 +65,11 @@ def _recognizer(path: Path) -> ServedModel:
             )
         ]
 
-    info = {"task": "read", "model": reader.config.kind, "backend": "onnxruntime", "input": reader.size.tag}
+    if isinstance(reader, Recognizer):
+        used = f"pytorch ({reader.precision})"
+    else:
+        used = "onnxruntime"
+    info = {"task": "read", "model": reader.config.kind, "backend": used, "input": reader.size.tag}
     return ServedModel("read", reader.size, run, info)
 
 
@@ -71,13 +96,16 @@ def _captioner(path: Path) -> ServedModel:
     return ServedModel("caption", ImageSize(side, side), run, info)
 
 
-def load_served_model(path: str | Path) -> ServedModel:
-    """A recognizer or a captioner (checkpoint, export or .onnx), told apart by content."""
+def load_served_model(path: str | Path, backend: str = "auto", threads: int = 0) -> ServedModel:
+    """A recognizer or a captioner (checkpoint, export or .onnx), told apart by content. backend: what runs a
+    recognizer (RECOGNIZER_BACKENDS); a captioner runs on PyTorch, or ONNX Runtime for an .onnx file. threads:
+    ONNX Runtime's threads for a recognizer (0: one per core); PyTorch's are the process's own
+    (`torch.set_num_threads`)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model not found: {path}")
     try:
-        return _recognizer(path)
+        return _recognizer(path, backend, threads)
     except CheckpointError as not_recognizer:
         try:
             return _captioner(path)
