@@ -162,13 +162,33 @@ def abuse(url: str, real: Path, rounds: int) -> dict:
             "unexpected": sorted(set(wrong)), "alive_after": alive}  # fmt: skip
 
 
+def abuse_test(model: str, real: Path, rounds: int, options: list[str]) -> dict:
+    """The abuse corpus against a fresh server with the corpus's limits, with the server's memory around it."""
+    server, url = start_server(model, options)
+    try:
+        rss_before = tree_memory_gb(server.pid, "VmRSS")
+        abused = abuse(url, real, rounds)
+        abused["rss_before_gb"] = rss_before
+        abused["rss_after_gb"] = tree_memory_gb(server.pid, "VmRSS")
+        abused["server_peak_rss_gb"] = tree_memory_gb(server.pid, "VmHWM")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return abused
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a checkpoint or an .onnx file")
     parser.add_argument("--data", default="data/words_captcha")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each timed pass")
-    parser.add_argument("--abuse-rounds", type=int, default=20)
+    parser.add_argument("--abuse-rounds", type=int, default=20, help="0 skips the abuse corpus")
+    parser.add_argument(
+        "--backend",
+        choices=["pytorch", "onnxruntime"],
+        help="serve with this backend rather than the default (auto); writes serve_<backend>.json",
+    )
     parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -186,7 +206,7 @@ def main() -> None:
 
     model_input = Recognizer.load(args.model).size
     small = small_pngs(paths, model_input)
-    server, url = start_server(args.model, [])
+    server, url = start_server(args.model, ["--backend", args.backend] if args.backend else [])
     try:
         served = httpx.get(f"{url}/healthz").json()
         rounds = {
@@ -203,16 +223,7 @@ def main() -> None:
     corpus_options = ["--max-body-mb", str(CORPUS_LIMITS.max_body_bytes / 1024 / 1024),
                       "--max-megapixels", str(CORPUS_LIMITS.max_pixels / 1e6),
                       "--max-images", str(CORPUS_LIMITS.max_images)]  # fmt: skip
-    server, url = start_server(args.model, corpus_options)
-    try:
-        rss_before = tree_memory_gb(server.pid, "VmRSS")
-        abused = abuse(url, paths[0], args.abuse_rounds)
-        abused["rss_before_gb"] = rss_before
-        abused["rss_after_gb"] = tree_memory_gb(server.pid, "VmRSS")
-        abused["server_peak_rss_gb"] = tree_memory_gb(server.pid, "VmHWM")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    abused = abuse_test(args.model, paths[0], args.abuse_rounds, corpus_options) if args.abuse_rounds else None
 
     result = {
         "model": args.model,
@@ -232,7 +243,8 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         **made_by,
     }
-    write_text_atomically(RESULTS / "serve.json", json.dumps(result, indent=2) + "\n")
+    name = f"serve_{args.backend}.json" if args.backend else "serve.json"
+    write_text_atomically(RESULTS / name, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -47,8 +47,8 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 
 # An upload up to this size (a 600x320 captcha PNG is about 40 KB and decodes in 2-3 ms) is decoded on the event
-# loop: with a worker process per core, the hop to a thread and back cost more than it saved (the service read
-# fewer images/s with it). A photo of several MB decodes in the thread pool, so the loop keeps serving meanwhile.
+# loop, which spares it two thread hops: with a worker process per core, the other cores are the other workers'
+# anyway. A photo of several MB decodes in the thread pool, so the loop keeps serving meanwhile.
 INLINE_DECODE_BYTES = 256 * 1024
 
 # Far above what a browser or curl sends (a few hundred bytes), far below what would cost memory.

@@ -1,8 +1,8 @@
 """Micro-batching: concurrent requests wait a few milliseconds to share one model call.
 
 Requests put their images on an asyncio queue; one worker takes the first waiting item, gathers more until
-`window` seconds after its arrival or `max_batch` images, runs the model once in its own thread (so the event loop keeps
-accepting connections), and hands each request its slice of the result."""
+`window` seconds after its arrival or `max_batch` images, runs the model once in its own thread (so the event
+loop keeps accepting connections), and hands each request its slice of the result."""
 
 from __future__ import annotations
 

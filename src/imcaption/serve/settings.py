@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from imcaption.serve.limits import ServiceLimits
 
 # "auto" serves a checkpoint with PyTorch where its reading runs the encoder in bf16 (the processor has it in
-# hardware) and through ONNX Runtime elsewhere, whichever read more images/s at the service's batch sizes.
+# hardware) and through ONNX Runtime's fp32 elsewhere, where ONNX Runtime reads faster than PyTorch's fp32
+# (bench/results/serve*.json and onnx_speed_*.json).
 RECOGNIZER_BACKENDS = ("auto", "pytorch", "onnxruntime")
 
 

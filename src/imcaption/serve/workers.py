@@ -68,7 +68,7 @@ def serve(settings: ServeSettings, host: str, port: int, log_level: str) -> None
         uvicorn.run(create_app(model, settings.limits), host=host, port=port, log_level=log_level)
         return
     # The model is loaded once in a passing process first: uvicorn restarts a worker that fails to start, so a bad
-    # model would otherwise fail over and over; and the supervisor stays free of the model and PyTorch.
+    # model would otherwise fail over and over; and the supervisor stays free of the model.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as check:
         _announce(settings, check.submit(model_info, settings).result(), host, port)
     os.environ[SETTINGS_VARIABLE] = settings.to_json()  # the worker processes inherit it
