@@ -698,8 +698,20 @@ def onnx_section(speeds: dict[str, dict]) -> list[str]:
     return [*rows, "", *notes, ""]
 
 
-def serve_section(serve: dict | None) -> list[str]:
-    """The HTTP service under load and abuse (bench/serve.py)."""
+def backend_comparison(other: dict | None) -> list[str]:
+    """The same load rounds with the service's other recognizer backend (bench/serve.py --backend)."""
+    if not other:
+        return []
+    rounds = ("load", "load_multipart", "load_model_input_png")
+    speeds = ", ".join(f"{num(other[r]['images_per_s'])} (p99 {other[r]['p99_ms']} ms)" for r in rounds)
+    return [
+        f"- The same rounds served with `--backend {other['server']['backend']}` "
+        f"(`results/serve_onnxruntime.json`, at {other['git_commit'][:7]}): {speeds} images/s in the table's order."
+    ]
+
+
+def serve_section(serve: dict | None, onnxruntime: dict | None = None) -> list[str]:
+    """The HTTP service under load and abuse (bench/serve.py), and with ONNX Runtime behind it."""
     if not serve:
         return []
     abuse, peak = serve["abuse"], serve["server_peak_rss_gb"]
@@ -737,6 +749,7 @@ def serve_section(serve: dict | None) -> list[str]:
         "",
         f"- Server peak RSS over all rounds (supervisor and workers together): {peak} GB, target < 1.5 GB: "
         f"{met(peak < 1.5)}; server up afterwards: {'yes' if serve['alive_after'] else '**no**'}.",
+        *backend_comparison(onnxruntime),
         f"- Decoding and resizing one 600x320 PNG (Pillow, as the service does) takes {decode} ms of one core, so "
         f"decoding alone caps full-size uploads at {num(round(2000 / decode))} images/s on both cores, before HTTP, "
         "the model and the clients; the client that sends the model's input size spares the server that work.",
@@ -812,7 +825,7 @@ def render() -> str:
         *onnx_section(
             {path.stem[11:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("onnx_speed_*.json"))}
         ),
-        *serve_section(load("serve.json")),
+        *serve_section(load("serve.json"), load("serve_onnxruntime.json")),
         *scaling_section(
             {path.stem[8:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("scaling_*.json"))}
         ),
