@@ -38,8 +38,8 @@ class ImageReadError(ValueError):
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with transparent pixels composited on white (the captcha background); an RGB image as it is (a copy of
-    a 600x320 captcha costs a quarter of its decoding)."""
+    """RGB, with transparent pixels composited on white (the captcha background); an RGB image as it is, not a
+    copy (the service decodes every upload through here)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

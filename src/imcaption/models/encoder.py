@@ -111,7 +111,7 @@ class RowPairMax(nn.Module):
     strided views (a fifth of the pooling operator's time, which also computes indices nobody reads)."""
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # export: ONNX Runtime's own pooling beat the two slices and a maximum
+        if torch.compiler.is_compiling():  # export: one pooling operator, which ONNX Runtime has a kernel for
             return F.max_pool2d(grid, (2, 1))
         return torch.maximum(grid[:, :, 0::2], grid[:, :, 1::2])
 
