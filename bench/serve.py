@@ -19,7 +19,6 @@ an idle machine.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -105,32 +104,31 @@ def run_wrk(url: str, listing: Path, clients: int, seconds: float, multipart: bo
     }
 
 
-def load(url: str, payloads: list[bytes], clients: int, seconds: float, multipart: bool = False) -> dict:
-    """Warm-up, then PASSES passes of wrk: the median pass by images/s, with every pass's figures."""
-    with tempfile.TemporaryDirectory() as folder:
-        paths = []
-        for n, data in enumerate(payloads):
-            paths.append(Path(folder) / f"{n}.png")
-            paths[-1].write_bytes(data)
-        listing = Path(folder) / "images.txt"
-        listing.write_text("\n".join(str(path) for path in paths) + "\n")
-        run_wrk(url, listing, clients, WARM_UP_SECONDS, multipart)
-        passes = [run_wrk(url, listing, clients, seconds, multipart) for _ in range(PASSES)]
+def load(url: str, listing: Path, clients: int, seconds: float, multipart: bool = False) -> dict:
+    """Warm-up, then PASSES passes of wrk sending the images `listing` names: the median pass by images/s, with
+    every pass's figures."""
+    run_wrk(url, listing, clients, WARM_UP_SECONDS, multipart)
+    passes = [run_wrk(url, listing, clients, seconds, multipart) for _ in range(PASSES)]
     median = sorted(passes, key=lambda result: result["images_per_s"])[len(passes) // 2]
     return {**median, "passes": passes, "body": "multipart/form-data" if multipart else "image/png"}
 
 
-def small_pngs(paths: list[Path], size: ImageSize) -> list[bytes]:
-    """The captchas at the model's input size, PNG-encoded."""
+def image_listing(paths: list[Path], listing: Path) -> Path:
+    """`listing`: one image path a line, what bench/serve_load.lua reads."""
+    listing.write_text("".join(f"{path.resolve()}\n" for path in paths))
+    return listing
+
+
+def small_pngs(paths: list[Path], size: ImageSize, folder: Path) -> list[Path]:
+    """The captchas at the model's input size, as PNG files in `folder`."""
     from PIL import Image
 
     from imcaption.images import load_image, to_model_input
 
     out = []
-    for path in paths:
-        buffer = io.BytesIO()
-        Image.fromarray(to_model_input(load_image(path), size)).save(buffer, "PNG")
-        out.append(buffer.getvalue())
+    for n, path in enumerate(paths):
+        out.append(folder / f"{n}.png")
+        Image.fromarray(to_model_input(load_image(path), size)).save(out[-1], "PNG")
     return out
 
 
@@ -205,15 +203,18 @@ def main() -> None:
     payloads = [p.read_bytes() for p in paths]
 
     model_input = Recognizer.load(args.model).size
-    small = small_pngs(paths, model_input)
     server, url = start_server(args.model, ["--backend", args.backend] if args.backend else [])
     try:
         served = httpx.get(f"{url}/healthz").json()
-        rounds = {
-            "load": load(url, payloads, args.clients, args.seconds),
-            "load_multipart": load(url, payloads, args.clients, args.seconds, multipart=True),
-            "load_model_input_png": load(url, small, args.clients, args.seconds),
-        }
+        with tempfile.TemporaryDirectory() as temp:
+            folder = Path(temp)
+            stored = image_listing(paths, folder / "stored.txt")
+            small = image_listing(small_pngs(paths, model_input, folder), folder / "small.txt")
+            rounds = {
+                "load": load(url, stored, args.clients, args.seconds),
+                "load_multipart": load(url, stored, args.clients, args.seconds, multipart=True),
+                "load_model_input_png": load(url, small, args.clients, args.seconds),
+            }
         server_peak = tree_memory_gb(server.pid, "VmHWM")
         alive = server.poll() is None and httpx.get(f"{url}/healthz").status_code == 200
     finally:

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from imcaption.captcha.recognizer import BaseRecognizer
 from imcaption.engine.checkpoint import CheckpointError
+from imcaption.engine.precision import resolve_precision
 from imcaption.images import ImageSize
-from imcaption.serve.settings import RECOGNIZER_BACKENDS
+from imcaption.serve.settings import check_backend
 
 
 @dataclass
@@ -27,20 +29,18 @@ class ServedModel:
 
 def _recognizer_reader(path: Path, backend: str, threads: int) -> BaseRecognizer:
     from imcaption.api import Recognizer
+    from imcaption.captcha.recognizer import READ_PRECISION
     from imcaption.deploy.onnx_export import onnx_reader_for
     from imcaption.deploy.onnx_reader import is_onnx_file
 
-    if backend not in RECOGNIZER_BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(RECOGNIZER_BACKENDS)}; got {backend!r}")
+    check_backend(backend)
     if is_onnx_file(path):
         if backend == "pytorch":
             raise ValueError(f"{path} is an ONNX model: it runs on onnxruntime; serve its checkpoint for pytorch")
         backend = "onnxruntime"
     if backend == "auto":
-        reader = Recognizer.load(path)
-        if isinstance(reader, Recognizer) and reader.precision == "bf16":
-            return reader
-        backend = "onnxruntime"
+        bf16 = resolve_precision(READ_PRECISION, torch.device("cpu")) == "bf16"
+        backend = "pytorch" if bf16 else "onnxruntime"
     # The model's threads sleep between calls: the cores are the HTTP server's then.
     return onnx_reader_for(path, spin=False, threads=threads) if backend == "onnxruntime" else Recognizer.load(path)
 
@@ -98,8 +98,8 @@ def _captioner(path: Path) -> ServedModel:
 
 def load_served_model(path: str | Path, backend: str = "auto", threads: int = 0) -> ServedModel:
     """A recognizer or a captioner (checkpoint, export or .onnx), told apart by content. backend: what runs a
-    recognizer (RECOGNIZER_BACKENDS); a captioner runs on PyTorch, or ONNX Runtime for an .onnx file. threads:
-    ONNX Runtime's threads for a recognizer (0: one per core); PyTorch's are the process's own
+    recognizer (`settings.RECOGNIZER_BACKENDS`); a captioner runs on PyTorch, or ONNX Runtime for an .onnx file.
+    threads: ONNX Runtime's threads for a recognizer (0: one per core); PyTorch's are the process's own
     (`torch.set_num_threads`)."""
     path = Path(path)
     if not path.is_file():

@@ -15,6 +15,11 @@ from imcaption.serve.limits import ServiceLimits
 RECOGNIZER_BACKENDS = ("auto", "pytorch", "onnxruntime")
 
 
+def check_backend(backend: str) -> None:
+    if backend not in RECOGNIZER_BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(RECOGNIZER_BACKENDS)}; got {backend!r}")
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     model: str
@@ -25,8 +30,7 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
-        if self.backend not in RECOGNIZER_BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(RECOGNIZER_BACKENDS)}; got {self.backend!r}")
+        check_backend(self.backend)
 
     @property
     def model_threads(self) -> int:
