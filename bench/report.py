@@ -695,7 +695,26 @@ def onnx_section(speeds: dict[str, dict]) -> list[str]:
             f"validation images, largest logit difference {r['max_logit_difference']:.1e}; the .onnx file is "
             f"{r['onnx_bytes']:,} bytes. Made by: {made_by(r)}."
         )
+        notes.extend(encoder_ceiling(name, r))
     return [*rows, "", *notes, ""]
+
+
+def encoder_ceiling(name: str, r: dict) -> list[str]:
+    """What the encoder alone says about the batch-256 ratio: the most ONNX Runtime could gain if its decoding
+    steps were free, and how fast they would have to be for the 1.5x target."""
+    if "encoder_only" not in r:
+        return []
+    encoder = {backend: r["encoder_only"][backend]["batch_256_images_per_s"] for backend in ("pytorch", "onnxruntime")}
+    whole = {backend: r[backend]["batch_256_images_per_s"] for backend in ("pytorch", "onnxruntime")}
+    steps_ms = {backend: 1000 / whole[backend] - 1000 / encoder[backend] for backend in whole}
+    needed_ms = 1000 / (1.5 * whole["pytorch"]) - 1000 / encoder["onnxruntime"]
+    return [
+        f"- `{name}`, the encoder alone (convolutions and pooling, the same uint8 input) at batch 256: PyTorch "
+        f"{num(encoder['pytorch'])}, ONNX Runtime {num(encoder['onnxruntime'])} images/s, so the decoding steps "
+        f"take {steps_ms['pytorch']:.3f} ms an image in PyTorch and {steps_ms['onnxruntime']:.3f} ms in ONNX "
+        f"Runtime. With free decoding steps ONNX Runtime would read at {r['onnx_speedup_ceiling_batch_256']}x "
+        f"PyTorch; 1.5x needs its steps at {max(needed_ms, 0):.3f} ms an image or less."
+    ]
 
 
 def backend_comparison(other: dict | None) -> list[str]:
