@@ -43,18 +43,22 @@ def batch_speed(decode, pixels: np.ndarray, batch: int) -> float:  # noqa: ANN00
     return len(pixels) / (time.perf_counter() - start)
 
 
-def encoder_graph(encoder):  # noqa: ANN001, ANN201
-    """(B, H, W, 3) uint8 -> the encoder's feature grid, as an nn.Module to export: the input path of the
-    whole graph (GreedyGraph) without the decoding steps."""
+def encoder_graph(model):  # noqa: ANN001, ANN201
+    """(B, H, W, 3) uint8 -> the encoder's feature grid, as an nn.Module to export: the encoder of the model the
+    whole graph exports (`for_export`), fed as the whole graph feeds it, without the decoding steps."""
     import torch
+
+    from imcaption.deploy.onnx_export import for_export, reads_pixels
+
+    encoder = for_export(model).encoder
 
     class EncoderGraph(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.encoder = encoder
+            self.encoder, self.takes_pixels = encoder, reads_pixels(encoder)
 
         def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return self.encoder(images.permute(0, 3, 1, 2).float())
+            return self.encoder(images if self.takes_pixels else images.permute(0, 3, 1, 2).float())
 
     return EncoderGraph().eval()
 
@@ -67,12 +71,11 @@ def encoder_readers(torch_reader, folder: Path) -> dict:  # noqa: ANN001
     from imcaption.deploy.onnx_export import export_graph
     from imcaption.deploy.onnx_reader import open_session
 
-    encoder = torch_reader.model.encoder
     size = torch_reader.size
     example = torch.zeros(2, size.height, size.width, 3, dtype=torch.uint8)
-    graph = encoder_graph(encoder.to(memory_format=torch.contiguous_format))
+    graph = encoder_graph(torch_reader.model)
     session = open_session(export_graph(graph, example, ["features"], {}, folder / "encoder.onnx"))
-    encoder.to(memory_format=torch.channels_last)  # as Recognizer.load leaves it for PyTorch's reading
+    encoder = torch_reader.model.encoder
 
     def pytorch(pixels: np.ndarray) -> None:
         with torch.inference_mode():

@@ -16,7 +16,14 @@ from imcaption.captioning.captioner import Captioner
 from imcaption.captioning.task import CaptionModelSpec, build_caption_model
 from imcaption.cli import main
 from imcaption.deploy.caption_onnx import CaptionGreedyGraph, OnnxCaptioner, greedy_caption_ids, write_caption_onnx
-from imcaption.deploy.onnx_export import GreedyGraph, export_onnx, write_onnx
+from imcaption.deploy.onnx_export import (
+    GreedyGraph,
+    export_onnx,
+    for_export,
+    interleave_input,
+    reads_pixels,
+    write_onnx,
+)
 from imcaption.deploy.onnx_reader import OnnxRecognizer, greedy_words
 from imcaption.engine.checkpoint import CheckpointError
 from imcaption.images import ImageSize
@@ -84,6 +91,35 @@ def test_every_recognizer_kind_exports_with_matching_logits(kind: str, tmp_path:
         np.testing.assert_allclose(torch_chars, onnx_chars, rtol=1e-3)
     # Answers come from a beam where the model has beam search; ONNX Runtime and CTC read greedily.
     assert (torch_reader.answer_beam, onnx_reader.answer_beam) == (3 if kind == "par" else 1, 1)
+
+
+def test_the_exported_graph_reads_the_pixels_as_they_come_with_the_same_first_layer(tmp_path: Path) -> None:
+    import onnx
+
+    torch.manual_seed(0)
+    config = RecognizerConfig(kind="sat", encoder=EncoderConfig(64, 128))
+    model = build_recognizer(config).eval()
+    model.encoder.prepare_for_reading("fp32")
+    exported = for_export(model)
+    assert reads_pixels(exported) and not reads_pixels(model)  # a copy: the reader's own model stays as it was
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3, 64, 128, 3), dtype=np.uint8))
+    with torch.inference_mode():
+        expected = model.encoder.layers[0](images.permute(0, 3, 1, 2))  # centring, padding, stride-2 conv, ReLU
+        got = exported.encoder.layers[0](images)
+    assert got.shape == expected.shape and expected.abs().max() > 1
+    torch.testing.assert_close(got, expected.contiguous(), atol=1e-4, rtol=1e-5)
+    reader = TorchRecognizer(model, config, CharTokenizer(), ImageSize(64, 128), torch.device("cpu"))
+    ops = [node.op_type for node in onnx.load(write_onnx(reader, tmp_path / "sat.onnx")).graph.node]
+    before_conv = ops[: ops.index("Conv")]
+    assert "DequantizeLinear" in before_conv and not {"Transpose", "Cast", "Sub"} & set(before_conv)
+
+
+def test_an_encoder_whose_mean_is_no_pixel_value_keeps_its_first_layer() -> None:
+    model = build_recognizer(RecognizerConfig(kind="ctc", encoder=EncoderConfig(64, 128))).eval()
+    model.encoder.mean.fill_(100.5)  # a DequantizeLinear zero point must be a whole uint8
+    model.encoder.prepare_for_reading("fp32")
+    first = model.encoder.layers[0]
+    assert not interleave_input(model.encoder) and model.encoder.layers[0] is first
 
 
 def test_letter_confidences_skip_what_the_tokenizer_skips() -> None:

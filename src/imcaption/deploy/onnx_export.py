@@ -12,6 +12,7 @@ Everything needed to use the file (tokenizer, input size, what the outputs mean)
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import tempfile
@@ -19,12 +20,15 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.quantized_decomposed)
+import torch.nn.functional as F
 from torch import nn
 
 from imcaption import __version__
 from imcaption.captcha.recognizer import Recognizer
 from imcaption.deploy.onnx_reader import ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxRecognizer, is_onnx_file
 from imcaption.files import write_atomically
+from imcaption.models.encoder import CentredPad, FusedConvReLU
 from imcaption.text.char_tokenizer import START
 
 OPSET = 18
@@ -34,15 +38,89 @@ STEP_DECODERS = ("sat", "par")
 CTC_DECODERS = ("ctc", "crnn")
 
 
+class InterleavedInputConv(nn.Module):
+    """An encoder's first layer (centring, padding, convolution, ReLU) for export, reading (B, H, W, C) uint8
+    images as they arrive.
+
+    Viewed as one channel of H rows of W*C values, the image gives a (kh, kw*C) kernel moving sw*C values at a
+    time the same sums as the (kh, kw) kernel over C channels moving sw pixels, so the graph needs no transpose
+    to (B, C, H, W); and one DequantizeLinear, with the mean as its zero point, converts and centres the pixels
+    where a Cast and a Sub each made a pass over the batch."""
+
+    def __init__(self, conv: nn.Conv2d, padding: int, zero_point: int, relu: bool) -> None:
+        super().__init__()
+        out_channels, channels, kernel_height, kernel_width = conv.weight.shape
+        # weight[o, c, y, x] -> [o, 0, y, x * C + c]: channel c of the kernel's pixel x, where the row holds it.
+        weight = conv.weight.detach().permute(0, 2, 3, 1).reshape(out_channels, 1, kernel_height, -1)
+        self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
+        bias = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(out_channels)
+        self.bias = nn.Parameter(bias, requires_grad=False)
+        self.stride = (conv.stride[0], conv.stride[1] * channels)
+        self.padding = (padding, padding * channels)
+        self.zero_point, self.relu = zero_point, relu
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        batch, height, width, channels = images.shape
+        rows = images.reshape(batch, 1, height, width * channels)
+        centred = torch.ops.quantized_decomposed.dequantize_per_tensor(rows, 1.0, self.zero_point, 0, 255, torch.uint8)
+        out = F.conv2d(centred, self.weight, self.bias, self.stride, self.padding)
+        return torch.relu(out) if self.relu else out
+
+
+def _unnested(module: nn.Module) -> list[nn.Module]:
+    """The modules an nn.Sequential (nested or not) runs, in order."""
+    if isinstance(module, nn.Sequential):
+        return [leaf for child in module for leaf in _unnested(child)]
+    return [module]
+
+
+def interleave_input(encoder: nn.Module) -> bool:
+    """Make InterleavedInputConv the first layer of a reading-form encoder (`prepare_for_reading` or
+    `fuse_batch_norm`: CentredPad, a convolution, a ReLU), in place. False, and nothing changed, for any other
+    first layer or a mean that is not one whole number for every channel (the zero point must be a uint8)."""
+    layers = getattr(encoder, "layers", None)
+    if not isinstance(layers, nn.Sequential) or len(layers) == 0:
+        return False
+    parts = _unnested(layers[0])
+    if len(parts) == 2 and isinstance(parts[1], FusedConvReLU):
+        parts = [parts[0], parts[1].conv, nn.ReLU()]
+    if not (len(parts) in (2, 3) and isinstance(parts[0], CentredPad) and isinstance(parts[1], nn.Conv2d)):
+        return False
+    pad, conv, relu = parts[0], parts[1], parts[2:]
+    mean = pad.scalar_mean
+    plain = conv.groups == 1 and conv.dilation == (1, 1) and conv.padding == (0, 0)
+    if mean is None or not (float(mean).is_integer() and 0 <= mean <= 255) or not plain:
+        return False
+    if relu and not isinstance(relu[0], nn.ReLU):
+        return False
+    layers[0] = InterleavedInputConv(conv, pad.padding, int(mean), bool(relu))
+    return True
+
+
+def for_export(model: nn.Module) -> nn.Module:
+    """A copy of `model` to export: contiguous memory, and InterleavedInputConv first where its encoder allows."""
+    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    if hasattr(model, "encoder"):
+        interleave_input(model.encoder)
+    return model
+
+
+def reads_pixels(model: nn.Module) -> bool:
+    """Whether `model` reads (B, H, W, C) uint8 images as they are (InterleavedInputConv), rather than
+    (B, C, H, W) floats."""
+    return any(isinstance(module, InterleavedInputConv) for module in model.modules())
+
+
 class GreedyGraph(nn.Module):
     """(B, H, W, 3) uint8 -> scores (B, T, V) and, for attention models, attention (B, T, grid cells)."""
 
     def __init__(self, model: nn.Module, kind: str) -> None:
         super().__init__()
         self.model, self.kind = model, kind
+        self.takes_pixels = reads_pixels(model)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        pixels = images.permute(0, 3, 1, 2).float()
+        pixels = images if self.takes_pixels else images.permute(0, 3, 1, 2).float()
         if self.kind in CTC_DECODERS:
             return (self.model(pixels),)
         if self.kind == "par":  # every position in one pass; nothing to feed back
@@ -84,7 +162,7 @@ def describe(recognizer: Recognizer) -> dict:
 def write_onnx(recognizer: Recognizer, out: str | Path) -> Path:
     """Write `recognizer` (as `Recognizer.load` gives it: eval mode, BatchNorm folded) to `out` as ONNX: the
     batch dimension dynamic, the model's description in the file's metadata."""
-    graph = GreedyGraph(recognizer.model.to(memory_format=torch.contiguous_format), recognizer.config.kind).eval()
+    graph = GreedyGraph(for_export(recognizer.model), recognizer.config.kind).eval()
     size = recognizer.size
     example = torch.zeros(2, size.height, size.width, 3, dtype=torch.uint8)
     return export_graph(graph, example, output_names(recognizer.config.kind), describe(recognizer), out)
