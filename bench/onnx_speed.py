@@ -8,10 +8,11 @@ passes, alternating between the backends), and at batch 1 the images/s and the p
 single-image calls. Greedy decoding in fp32, inputs from the cache (no PNG decoding), all cores. Run it on an
 idle machine.
 
-It also times the encoder alone (the convolutions, exported to ONNX on its own) in both backends at batch 256.
-The encoder is what a reading spends most of its time on, and both backends run its fp32 convolutions through
-kernels near the same arithmetic speed; ONNX Runtime's encoder-only speed over PyTorch's whole reading is the
-largest speed-up ONNX Runtime could show if its decoding steps cost nothing (`onnx_speedup_ceiling_batch_256`).
+It also times the encoder alone (the convolutions, exported to ONNX on its own) in both backends at batch 256,
+in the same alternating passes. The encoder is what a reading spends most of its time on; ONNX Runtime's
+encoder-only speed over PyTorch's whole reading is the largest speed-up ONNX Runtime could show if its decoding
+steps cost nothing (`onnx_speedup_ceiling_batch_256`), and the difference between whole and encoder-only times
+is what each backend's decoding steps cost.
 """
 
 from __future__ import annotations

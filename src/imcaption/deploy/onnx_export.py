@@ -49,7 +49,7 @@ class InterleavedInputConv(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, padding: int, zero_point: int, relu: bool) -> None:
         super().__init__()
-        out_channels, channels, kernel_height, kernel_width = conv.weight.shape
+        out_channels, channels, kernel_height, _ = conv.weight.shape
         # weight[o, c, y, x] -> [o, 0, y, x * C + c]: channel c of the kernel's pixel x, where the row holds it.
         weight = conv.weight.detach().permute(0, 2, 3, 1).reshape(out_channels, 1, kernel_height, -1)
         self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
