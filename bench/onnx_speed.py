@@ -49,7 +49,7 @@ def encoder_graph(model):  # noqa: ANN001, ANN201
     whole graph exports (`for_export`), fed as the whole graph feeds it, without the decoding steps."""
     import torch
 
-    from imcaption.deploy.onnx_export import for_export, reads_pixels
+    from imcaption.deploy.onnx_export import for_export, model_input, reads_pixels
 
     encoder = for_export(model).encoder
 
@@ -59,7 +59,7 @@ def encoder_graph(model):  # noqa: ANN001, ANN201
             self.encoder, self.takes_pixels = encoder, reads_pixels(encoder)
 
         def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return self.encoder(images if self.takes_pixels else images.permute(0, 3, 1, 2).float())
+            return self.encoder(model_input(images, self.takes_pixels))
 
     return EncoderGraph().eval()
 

@@ -34,12 +34,12 @@ if __package__ in (None, ""):  # run as a file, not with -m: make `bench` import
 import httpx
 
 from bench.loopback import free_port
+from bench.timing import PASSES
 from imcaption.files import write_text_atomically
 from imcaption.images import ImageSize
 
 RESULTS = Path(__file__).parent / "results"
 LOAD_SCRIPT = Path(__file__).parent / "serve_load.lua"
-PASSES = 3
 WARM_UP_SECONDS = 5.0
 
 

@@ -84,16 +84,14 @@ def interleave_input(encoder: nn.Module) -> bool:
     parts = _unnested(layers[0])
     if len(parts) == 2 and isinstance(parts[1], FusedConvReLU):
         parts = [parts[0], parts[1].conv, nn.ReLU()]
-    if not (len(parts) in (2, 3) and isinstance(parts[0], CentredPad) and isinstance(parts[1], nn.Conv2d)):
+    if [type(part) for part in parts] not in ([CentredPad, nn.Conv2d], [CentredPad, nn.Conv2d, nn.ReLU]):
         return False
-    pad, conv, relu = parts[0], parts[1], parts[2:]
+    pad, conv, relu = parts[0], parts[1], len(parts) == 3
     mean = pad.scalar_mean
     plain = conv.groups == 1 and conv.dilation == (1, 1) and conv.padding == (0, 0)
     if mean is None or not (float(mean).is_integer() and 0 <= mean <= 255) or not plain:
         return False
-    if relu and not isinstance(relu[0], nn.ReLU):
-        return False
-    layers[0] = InterleavedInputConv(conv, pad.padding, int(mean), bool(relu))
+    layers[0] = InterleavedInputConv(conv, pad.padding, int(mean), relu)
     return True
 
 
@@ -111,6 +109,12 @@ def reads_pixels(model: nn.Module) -> bool:
     return any(isinstance(module, InterleavedInputConv) for module in model.modules())
 
 
+def model_input(images: torch.Tensor, takes_pixels: bool) -> torch.Tensor:
+    """(B, H, W, C) uint8 images as a model reads them: as they are where it `reads_pixels`, else (B, C, H, W)
+    floats."""
+    return images if takes_pixels else images.permute(0, 3, 1, 2).float()
+
+
 class GreedyGraph(nn.Module):
     """(B, H, W, 3) uint8 -> scores (B, T, V) and, for attention models, attention (B, T, grid cells)."""
 
@@ -120,7 +124,7 @@ class GreedyGraph(nn.Module):
         self.takes_pixels = reads_pixels(model)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        pixels = images if self.takes_pixels else images.permute(0, 3, 1, 2).float()
+        pixels = model_input(images, self.takes_pixels)
         if self.kind in CTC_DECODERS:
             return (self.model(pixels),)
         if self.kind == "par":  # every position in one pass; nothing to feed back

@@ -65,10 +65,7 @@ def _recognizer(path: Path, backend: str, threads: int) -> ServedModel:
             )
         ]
 
-    if isinstance(reader, Recognizer):
-        used = f"pytorch ({reader.precision})"
-    else:
-        used = "onnxruntime"
+    used = f"pytorch ({reader.precision})" if isinstance(reader, Recognizer) else "onnxruntime"
     info = {"task": "read", "model": reader.config.kind, "backend": used, "input": reader.size.tag}
     return ServedModel("read", reader.size, run, info)
 
