@@ -44,9 +44,17 @@ def batch_speed(decode, pixels: np.ndarray, batch: int) -> float:  # noqa: ANN00
     return len(pixels) / (time.perf_counter() - start)
 
 
-def encoder_graph(model):  # noqa: ANN001, ANN201
-    """(B, H, W, 3) uint8 -> the encoder's feature grid, as an nn.Module to export: the encoder of the model the
-    whole graph exports (`for_export`), fed as the whole graph feeds it, without the decoding steps."""
+def encoded(encoder, pixels, kind: str):  # noqa: ANN001, ANN201
+    """What a `kind` model's decoder reads of its encoder: the cells (B, N, C) where it attends, else the grid."""
+    from imcaption.deploy.onnx_export import STEP_DECODERS
+
+    return encoder.cells(pixels) if kind in STEP_DECODERS else encoder(pixels)
+
+
+def encoder_graph(model, kind: str):  # noqa: ANN001, ANN201
+    """(B, H, W, 3) uint8 -> what the decoder of a `kind` model reads, as an nn.Module to export: the encoder of
+    the model the whole graph exports (`for_export`), fed as the whole graph feeds it, without the decoding
+    steps."""
     import torch
 
     from imcaption.deploy.onnx_export import for_export, model_input, reads_pixels
@@ -59,7 +67,7 @@ def encoder_graph(model):  # noqa: ANN001, ANN201
             self.encoder, self.takes_pixels = encoder, reads_pixels(encoder)
 
         def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return self.encoder(model_input(images, self.takes_pixels))
+            return encoded(self.encoder, model_input(images, self.takes_pixels), kind)
 
     return EncoderGraph().eval()
 
@@ -74,13 +82,14 @@ def encoder_readers(torch_reader, folder: Path) -> dict:  # noqa: ANN001
 
     size = torch_reader.size
     example = torch.zeros(2, size.height, size.width, 3, dtype=torch.uint8)
-    graph = encoder_graph(torch_reader.model)
+    kind = torch_reader.config.kind
+    graph = encoder_graph(torch_reader.model, kind)
     session = open_session(export_graph(graph, example, ["features"], {}, folder / "encoder.onnx"))
     encoder = torch_reader.model.encoder
 
     def pytorch(pixels: np.ndarray) -> None:
         with torch.inference_mode():
-            encoder(torch.from_numpy(pixels).permute(0, 3, 1, 2))  # uint8, as Recognizer.decode_pixels hands it
+            encoded(encoder, torch.from_numpy(pixels).permute(0, 3, 1, 2), kind)  # uint8, as in decode_pixels
 
     def onnxruntime(pixels: np.ndarray) -> None:
         session.run(None, {"images": np.ascontiguousarray(pixels)})

@@ -110,6 +110,17 @@ def test_reading_form_gives_the_same_features_in_fp32_and_close_ones_in_bf16() -
     assert 0 < error < 0.05  # rounded (so bf16 did run), not wrong
 
 
+def test_cells_are_the_grid_with_its_position_code_row_by_row() -> None:
+    encoder = _trained_looking_encoder()
+    torch.nn.init.normal_(encoder.position)  # a position code that differs from cell to cell
+    images = torch.randint(0, 256, (2, 3, 32, 64)).float()
+    grid = encoder(images)  # (B, C, rows, columns)
+    cells = encoder.cells(images)
+    assert cells.shape == (2, 2 * 8, grid.shape[1])
+    torch.testing.assert_close(cells[:, 1 * 8 + 5], grid[:, :, 1, 5])  # row 1, column 5
+    torch.testing.assert_close(cells, grid.flatten(2).transpose(1, 2))
+
+
 def test_square_cells_halve_the_columns_and_match_the_grid():
     from imcaption.models.encoder import ConvEncoder
 

@@ -114,6 +114,22 @@ def test_the_exported_graph_reads_the_pixels_as_they_come_with_the_same_first_la
     assert "DequantizeLinear" in before_conv and not {"Transpose", "Cast", "Sub"} & set(before_conv)
 
 
+def test_the_exported_graph_moves_the_features_to_channels_last_right_after_the_last_layer(tmp_path: Path) -> None:
+    """Where ONNX Runtime can fold the move into bringing the features out of its convolution layout."""
+    import onnx
+
+    torch.manual_seed(0)
+    config = RecognizerConfig(kind="sat", encoder=EncoderConfig(64, 128))
+    model = build_recognizer(config).eval()
+    model.encoder.prepare_for_reading("fp32")
+    reader = TorchRecognizer(model, config, CharTokenizer(), ImageSize(64, 128), torch.device("cpu"))
+    nodes = onnx.load(write_onnx(reader, tmp_path / "sat.onnx")).graph.node
+    pooled = next(node.output[0] for node in nodes if node.op_type == "MaxPool")
+    readers = [node for node in nodes if pooled in node.input]
+    assert [node.op_type for node in readers] == ["Transpose"]
+    assert list(readers[0].attribute[0].ints) == [0, 2, 3, 1]
+
+
 def test_an_encoder_whose_mean_is_no_pixel_value_keeps_its_first_layer() -> None:
     model = build_recognizer(RecognizerConfig(kind="ctc", encoder=EncoderConfig(64, 128))).eval()
     model.encoder.mean.fill_(100.5)  # a DequantizeLinear zero point must be a whole uint8

@@ -205,7 +205,22 @@ class ConvEncoder(nn.Module):
                 self.layers[index] = nn.Sequential(*head[:-1], fuse_conv_relu(head[-1]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images: 0-255 floats, or uint8 once prepared for reading (the first layer's pad converts them)."""
+        """images: 0-255 floats, or uint8 once prepared for reading (the first layer's pad converts them)
+        -> (B, C, H/16, W/8) features with the position code."""
+        return self._convolved(images) + self.position
+
+    def cells(self, images: torch.Tensor) -> torch.Tensor:
+        """The feature grid as a sequence of cells, row by row: (B, H/16 * W/8, C), what attention reads.
+
+        The move to channels last comes before the position code is added, so that in an ONNX export it
+        directly follows the last layer, where ONNX Runtime folds it into the step that brings the features out
+        of its blocked convolution layout (one pass over them fewer). In PyTorch's channels-last memory it is
+        a view either way."""
+        grid = self._convolved(images).permute(0, 2, 3, 1)
+        return (grid + self.position.permute(0, 2, 3, 1)).flatten(1, 2)
+
+    def _convolved(self, images: torch.Tensor) -> torch.Tensor:
+        """The layers' output in fp32, without the position code."""
         # One fused pass (shift + pixels * scale) instead of a subtract and a divide, which took 17 % of a bf16
         # reading's profile (where the normalization is not folded into the first convolution).
         if self.normalizes_input:
@@ -213,5 +228,5 @@ class ConvEncoder(nn.Module):
         else:
             x = images
         if self.reading_dtype is None:
-            return self.layers(x) + self.position
-        return self.layers(x).float() + self.position  # the first layer's CentredPad hands bf16 on
+            return self.layers(x)
+        return self.layers(x).float()  # the first layer's CentredPad hands bf16 on

@@ -54,7 +54,7 @@ class ParallelRecognizer(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> logits (B, T, V) for every position, the last block's attention (B, T, N)."""
-        memory = self.memory_norm(self.encoder(images).flatten(2).transpose(1, 2))
+        memory = self.memory_norm(self.encoder.cells(images))
         queries = self.queries.expand(images.shape[0], -1, -1)
         weights = torch.empty(0)
         for block in self.blocks:

@@ -38,8 +38,7 @@ class SATRecognizer(nn.Module):
 
     def start(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The decoding state before the first step: feature grid (B, N, F), its attention keys, hidden."""
-        grid = self.encoder(images)
-        features = grid.flatten(2).transpose(1, 2)
+        features = self.encoder.cells(images)
         hidden = torch.tanh(self.init_hidden(features.mean(dim=1)))
         return {"features": features, "keys": self.attention.project(features), "hidden": hidden}
 
