@@ -439,7 +439,7 @@ def speed_section(speed: dict | None) -> list[str]:
         f"{r['train_images_per_s']:,} | {r['forward_images_per_s']:,} |"
         for r in speed["rows"]
     ]
-    return [*rows, "", f"Made by: {made_by(speed)}.", ""]
+    return [*rows, "", f"Made by: {made_by(speed, with_cpu=True)}.", ""]
 
 
 def profile_section(profiles: dict[str, dict]) -> list[str]:
@@ -474,7 +474,8 @@ def profile_section(profiles: dict[str, dict]) -> list[str]:
                 else ""
             )
             + ", "
-            f"{r['microseconds_per_image']} µs per image.{agreement} Time: {shares}. Made by: {made_by(r)}.",
+            f"{r['microseconds_per_image']} µs per image.{agreement} Time: {shares}. "
+            f"Made by: {made_by(r, with_cpu=True)}.",
         ]
     return [*rows, ""]
 
@@ -788,7 +789,7 @@ def serve_section(serve: dict | None, onnxruntime: dict | None = None) -> list[s
         f"{abuse['server_errors_5xx']} answers 5xx, {len(abuse['unexpected'])} answers other than the expected 4xx, "
         f"server up afterwards: {'yes' if abuse['alive_after'] else '**no**'}; RSS {abuse['rss_before_gb']} GB "
         f"before, {abuse['rss_after_gb']} GB after (peak {abuse['server_peak_rss_gb']} GB).",
-        f"- Made by: {made_by(serve)}.",
+        f"- Made by: {made_by(serve, with_cpu=True)}.",
         "",
     ]
 
