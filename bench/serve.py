@@ -187,6 +187,9 @@ def main() -> None:
         choices=["pytorch", "onnxruntime"],
         help="serve with this backend rather than the default (auto); writes serve_<backend>.json",
     )
+    parser.add_argument(
+        "--name", help="write serve_<name>.json (another machine's run, say) rather than the default file name"
+    )
     parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -244,7 +247,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         **made_by,
     }
-    name = f"serve_{args.backend}.json" if args.backend else "serve.json"
+    name = f"serve_{args.name or args.backend}.json" if args.name or args.backend else "serve.json"
     write_text_atomically(RESULTS / name, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
