@@ -738,6 +738,17 @@ def meets_service_target(r: dict) -> bool:
     return r["images_per_s"] >= 500 and r["p99_ms"] < 250 and r["errors"] == 0
 
 
+def abuse_summary(abuse: dict | None) -> str:
+    """ "; abuse corpus: ..." for a run that sent it."""
+    if not abuse:
+        return ""
+    up = "up" if abuse["alive_after"] else "**down**"
+    return (
+        f"; abuse corpus ({abuse['requests']:,} requests): {abuse['server_errors_5xx']} answers 5xx, "
+        f"{len(abuse['unexpected'])} unexpected, server {up} afterwards"
+    )
+
+
 def other_serve_runs(runs: dict[str, dict]) -> list[str]:
     """The same load rounds in the other runs of bench/serve.py (--backend, --name): another backend or machine."""
     lines = []
@@ -748,7 +759,7 @@ def other_serve_runs(runs: dict[str, dict]) -> list[str]:
             f"- The same rounds in `results/{file}` ({r['server']['backend']}, {r['server']['worker_processes']} "
             f"worker processes): {speeds} images/s in the table's order, {meeting} of 3 meeting the target; "
             f"decoding and resizing a 600x320 PNG {r['decode_resize_ms_600x320']} ms of a core; peak RSS "
-            f"{r['server_peak_rss_gb']} GB. Made by: {made_by(r, with_cpu=True)}."
+            f"{r['server_peak_rss_gb']} GB{abuse_summary(r['abuse'])}. Made by: {made_by(r, with_cpu=True)}."
         )
     return lines
 
