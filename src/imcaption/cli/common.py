@@ -4,6 +4,7 @@ config only), the train and export commands' common parts."""
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Callable
@@ -84,12 +85,20 @@ def train_command(args: argparse.Namespace, task_type: Any, describe: Callable[[
 
     options = given_options(args, task_type.kind.config_type())
     world = world_from_env()
-    try:
+
+    def train() -> int:
         trainer = open_run(task_type, args.data_dir, args.out, options, args.resume, not args.quiet, world)
         if world.is_main:
             print(describe(trainer))
         return train_to_the_end(trainer, args.out, metric)
+
+    try:
+        return train()
     finally:
+        # The trainer is gone by now, and with it the DistributedDataParallel that holds the process group: a group
+        # that outlived destroy_process_group was torn down at interpreter exit, where gloo's threads aborted the
+        # process after a finished run (SIGABRT, "terminate called without an active exception").
+        gc.collect()
         leave()
 
 
