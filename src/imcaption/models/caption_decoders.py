@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from imcaption.models.attention import AdditiveAttention
+from imcaption.models.encoder import ConvEncoder
 
 DECODERS = ("sat", "nic", "mrnn")
 State = dict[str, torch.Tensor]
@@ -118,7 +119,7 @@ class MRNNDecoder(nn.Module):
 class CaptionModel(nn.Module):
     """A feature extractor (from-scratch CNN, or identity over cached backbone features) and a decoder."""
 
-    def __init__(self, config: CaptionerConfig, encoder: nn.Module | None = None) -> None:
+    def __init__(self, config: CaptionerConfig, encoder: ConvEncoder | None = None) -> None:
         super().__init__()
         if config.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {config.decoder!r}; choose one of {', '.join(DECODERS)}")
@@ -134,7 +135,7 @@ class CaptionModel(nn.Module):
         """Images (B, 3, H, W) through the encoder, or cached features (B, N, F) as they are -> (B, N, F)."""
         if self.encoder is None:
             return inputs
-        return self.encoder(inputs).flatten(2).transpose(1, 2)
+        return self.encoder.cells(inputs)
 
     def forward(self, inputs: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher forcing over tokens (B, T) = <start> w1 ... wn <end> <pad>...: step t reads token t and
