@@ -26,19 +26,22 @@ from bench.loopback import free_port
 from imcaption.files import write_text_atomically
 
 RESULTS = Path(__file__).parent / "results"
+# 40 steps of a global batch of 16 (two epochs of 320 images), validated every 10 steps on 64 images: small enough
+# for a test (tests/test_distributed.py trains with it too).
 RECIPE = ["--model", "sat", "--height", "32", "--width", "64", "--batch-size", "16", "--epochs", "2",
           "--train-limit", "320", "--val-limit", "64", "--eval-every", "10", "--warmup-steps", "10",
           "--threads", "1", "--precision", "fp32", "--quiet"]  # fmt: skip
 
 
-def train(data: Path, run: Path, processes: int, *extra: str) -> subprocess.CompletedProcess:
+def train(data: Path, run: Path, processes: int, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`imcaption captcha train` with RECIPE, under torchrun where `processes` > 1, one thread per process."""
     command = [sys.executable, "-m", "imcaption", "captcha", "train", str(data), "--out", str(run), *RECIPE, *extra]
     if processes > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
                     "--master-addr", "127.0.0.1", "--master-port", str(free_port())]  # fmt: skip
         command = [*launcher, *command[1:]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def main() -> None:

@@ -13,28 +13,21 @@ from pathlib import Path
 
 import pytest
 
+from bench.ddp_exit import RECIPE
+from bench.ddp_exit import train as run_recipe
 from bench.loopback import free_port
 from imcaption.captcha.task import RECOGNIZER_FORMAT
 from imcaption.engine.checkpoint import load_checkpoint
 from imcaption.engine.distributed import World
 
-# 40 steps of a global batch of 16 (two epochs of 320 images), validated every 10 steps on 64 images.
-OPTIONS = ["--model", "sat", "--height", "32", "--width", "64", "--batch-size", "16", "--epochs", "2",
-           "--train-limit", "320", "--val-limit", "64", "--eval-every", "10", "--warmup-steps", "10",
-           "--threads", "1", "--precision", "fp32", "--quiet"]  # fmt: skip
 # Each rank normalizes its BatchNorm layers over its own 8 images rather than all 16, and sums in another order:
 # the curves agree to this much, not bit for bit.
 LOSS_TOLERANCE = 0.05
 
 
 def train(data: Path, run: Path, processes: int, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "imcaption", "captcha", "train", str(data), "--out", str(run), *OPTIONS, *extra]
-    if processes > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
-                    "--master-addr", "127.0.0.1", "--master-port", str(free_port())]  # fmt: skip
-        command = [*launcher, *command[1:]]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    """bench.ddp_exit's small recipe (40 steps of 16 images), which must end with exit code 0."""
+    done = run_recipe(data, run, processes, *extra, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -97,7 +90,7 @@ def test_a_rank_that_dies_ends_the_job_with_an_error(easy_dataset: Path, tmp_pat
     run = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
                "127.0.0.1", "--master-port", str(free_port()), "-m", "imcaption", "captcha", "train",
-               str(easy_dataset), "--out", str(run), *OPTIONS, "--epochs", "200"]  # fmt: skip
+               str(easy_dataset), "--out", str(run), *RECIPE, "--epochs", "200"]  # fmt: skip
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)  # fmt: skip
     try:
