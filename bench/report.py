@@ -72,8 +72,7 @@ def made_by(result: dict, with_cpu: bool = False) -> str:
 
 
 def on_cpu(result: dict) -> str:
-    """ " on <CPU>" where the result recorded its CPU: training speed, and so what a wall-time budget buys,
-    depends on it."""
+    """ " on <CPU>" where the result recorded its CPU: speeds, and so what a wall-time budget buys, depend on it."""
     return f" on {result['cpu']}" if result.get("cpu") else ""
 
 
