@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pytest
 from PIL import Image
 
 from imcaption.cli import main
-from imcaption.images import ImageReadError, load_image
+from imcaption.images import ImageReadError, ImageSize, load_image, png_pixels, to_model_input
 
 
 def _png_claiming(path: Path, width: int, height: int) -> None:
@@ -85,3 +87,37 @@ def test_the_cli_answers_every_file_without_a_traceback(
         assert main(["captcha", "read", str(trained_sat), str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("imcaption: error: ") and name in err and "Traceback" not in err
+
+
+def _png_variants(folder: Path) -> dict[str, bool]:
+    """PNGs of a noisy picture in several forms, and whether libpng's fast path may take each."""
+    pixels = np.random.default_rng(5).integers(0, 256, (40, 90, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    image.save(folder / "rgb.png")
+    image.save(folder / "rgb_trns.png", transparency=(0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(folder / "rgb_sideways.png", exif=exif)
+    image.convert("RGBA").save(folder / "rgba.png")
+    image.convert("L").save(folder / "gray.png")
+    image.convert("P").save(folder / "palette.png")
+    (folder / "rgb16.png").write_bytes(imagecodecs.png_encode(pixels.astype(np.uint16) * 257))
+    return {"rgb.png": True, "rgb_trns.png": False, "rgb_sideways.png": False, "rgba.png": False,
+            "gray.png": False, "palette.png": False, "rgb16.png": False}  # fmt: skip
+
+
+def test_the_png_fast_path_gives_pillows_pixels_or_steps_aside(tmp_path: Path) -> None:
+    size = ImageSize(24, 48)
+    for name, fast in _png_variants(tmp_path).items():
+        data = (tmp_path / name).read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = png_pixels(image, data)
+        assert (pixels is not None) == fast, name
+        if fast:
+            np.testing.assert_array_equal(pixels, np.asarray(load_image(tmp_path / name)))
+            np.testing.assert_array_equal(to_model_input(pixels, size),
+                                          to_model_input(load_image(tmp_path / name), size))  # fmt: skip
+    # A file libpng refuses (cut short) leaves the verdict to Pillow, which names the problem.
+    data = (tmp_path / "rgb.png").read_bytes()[:-200]
+    with Image.open(io.BytesIO(data)) as image:
+        assert png_pixels(image, data) is None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -93,8 +94,27 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageReadError(f"cannot read image {path}: {err}") from None
 
 
-def to_model_input(image: Image.Image, size: ImageSize) -> np.ndarray:
+def png_pixels(image: Image.Image, data: bytes) -> np.ndarray | None:
+    """The (H, W, 3) uint8 pixels of `image`, an opened (not yet loaded) 8-bit RGB PNG made of `data`, decoded by
+    libpng through imagecodecs: about a third faster than Pillow's decoder, and it lets go of the GIL, so other
+    threads run meanwhile. None where Pillow's path is needed, for the same result: another mode or bit depth,
+    transparency, an eXIf chunk (an orientation to apply), or a file libpng refuses."""
+    if image.format != "PNG" or image.mode != "RGB" or "transparency" in image.info or b"eXIf" in data:
+        return None
+    try:
+        pixels = imagecodecs.png_decode(data)
+    except imagecodecs.PngError:
+        return None
+    width, height = image.size
+    return pixels if pixels.dtype == np.uint8 and pixels.shape == (height, width, 3) else None
+
+
+def to_model_input(image: Image.Image | np.ndarray, size: ImageSize) -> np.ndarray:
     """(H, W, 3) uint8. A box filter averages whole source pixels, which also thins the 1-px speckle."""
+    if isinstance(image, np.ndarray):
+        if image.shape[:2] == (size.height, size.width):
+            return image
+        image = Image.fromarray(image)
     if image.mode != "RGB":
         image = image.convert("RGB")
     if image.size != (size.width, size.height):

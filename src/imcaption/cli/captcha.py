@@ -302,7 +302,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     read.set_defaults(func=cmd_read)
 
     add_export_command(
-        sub, "imcaption.captcha.recognizer:export_recognizer", "imcaption.deploy.onnx_export:export_onnx"
+        sub,
+        "imcaption.captcha.recognizer:export_recognizer",
+        "imcaption.deploy.onnx_export:export_onnx",
+        "imcaption.deploy.quantize:export_int8_onnx",
     )
 
     run = sub.add_parser(

@@ -119,6 +119,7 @@ class OnnxRecognizer(BaseRecognizer):
         self.tokenizer = CharTokenizer.from_dict(described["tokenizer"])
         self.size = ImageSize(**described["image_size"])
         self.grid = tuple(described["grid"]) if described.get("grid") else None
+        self.precision = described.get("precision", "fp32")  # "int8": convolutions quantized by `export --int8`
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0, spin: bool = True) -> OnnxRecognizer:

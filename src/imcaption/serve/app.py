@@ -6,8 +6,10 @@ problem, `{"error": {"code": ..., "message": ...}}`."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
@@ -19,13 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from imcaption import __version__
-from imcaption.images import ImageSize, to_model_input, upright
+from imcaption.images import ImageSize, png_pixels, to_model_input, upright
 from imcaption.serve.batcher import MicroBatcher
 from imcaption.serve.limits import ServiceLimits
 from imcaption.serve.models import ServedModel
@@ -45,11 +46,6 @@ class ServiceError(Exception):
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
-
-# An upload up to this size (a 600x320 captcha PNG is about 40 KB and decodes in 2-3 ms) is decoded on the event
-# loop, which spares it two thread hops: with a worker process per core, the other cores are the other workers'
-# anyway. A photo of several MB decodes in the thread pool, so the loop keeps serving meanwhile.
-INLINE_DECODE_BYTES = 256 * 1024
 
 # Far above what a browser or curl sends (a few hundred bytes), far below what would cost memory.
 MAX_HEADER_BYTES = 16 * 1024
@@ -134,6 +130,9 @@ def decode_upload(name: str, data: bytes, size: ImageSize, max_pixels: int) -> n
             if width * height > max_pixels:
                 raise ServiceError(413, "image_too_large",
                                    f"{name}: {width}x{height} is over the limit of {max_pixels:,} pixels")  # fmt: skip
+            pixels = png_pixels(image, data)
+            if pixels is not None:
+                return to_model_input(pixels, size)
             image.load()
             return to_model_input(upright(image), size)
     except ServiceError:
@@ -189,12 +188,17 @@ UPLOAD_DOC = {
 def create_app(model: ServedModel, limits: ServiceLimits | None = None) -> FastAPI:
     limits = limits or ServiceLimits()
     batcher = MicroBatcher(model.run, limits.batch_window_ms / 1000, limits.max_batch)
+    # Uploads decode in threads: the PNG decoder and Pillow's resize let go of the GIL, so while one worker
+    # process has more connections than the other (keep-alive clients stay with the worker that accepted them),
+    # its decoding spreads over the cores the other leaves idle, instead of queueing on its event loop.
+    decoders = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="decode")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202
         batcher.start()
         yield
         await batcher.stop()
+        decoders.shutdown(wait=True)
 
     app = FastAPI(title="imcaption", version=__version__, lifespan=lifespan,
                   description="Read word captchas or caption images with an imcaption model.")  # fmt: skip
@@ -221,12 +225,9 @@ def create_app(model: ServedModel, limits: ServiceLimits | None = None) -> FastA
         if len(uploads) > limits.max_images:
             raise ServiceError(413, "too_many_images", f"at most {limits.max_images} images per request")
         size, max_pixels = model.size, limits.max_pixels
-        decoded = []
-        for name, data in uploads:
-            if len(data) <= INLINE_DECODE_BYTES:
-                decoded.append(decode_upload(name, data, size, max_pixels))
-            else:
-                decoded.append(await run_in_threadpool(decode_upload, name, data, size, max_pixels))
+        loop = asyncio.get_running_loop()
+        decoded = [await loop.run_in_executor(decoders, decode_upload, name, data, size, max_pixels)
+                   for name, data in uploads]  # fmt: skip
         results = await batcher.run(np.stack(decoded))
         shape = reading_json if task == "read" else caption_json
         answers = [shape(result, attention) for result in results]

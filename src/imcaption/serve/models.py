@@ -65,7 +65,10 @@ def _recognizer(path: Path, backend: str, threads: int) -> ServedModel:
             )
         ]
 
-    used = f"pytorch ({reader.precision})" if isinstance(reader, Recognizer) else "onnxruntime"
+    if isinstance(reader, Recognizer):
+        used = f"pytorch ({reader.precision})"
+    else:
+        used = "onnxruntime" if reader.precision == "fp32" else f"onnxruntime ({reader.precision})"
     info = {"task": "read", "model": reader.config.kind, "backend": used, "input": reader.size.tag}
     return ServedModel("read", reader.size, run, info)
 
