@@ -190,10 +190,26 @@ def main() -> None:
     parser.add_argument(
         "--name", help="write serve_<name>.json (another machine's run, say) rather than the default file name"
     )
+    parser.add_argument(
+        "--int8", action="store_true",
+        help="serve the checkpoint's int8 export (`imcaption captcha export CKPT --onnx M.onnx --int8 DATA`, "
+        "calibrated on --data's training split) instead of the checkpoint",
+    )  # fmt: skip
     parser.add_argument("--shared", action="store_true", help="record that other work shared the cores")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench.serve drives wrk, a C load generator: install it (Debian: apt-get install wrk)")
+    with tempfile.TemporaryDirectory() as folder:
+        served_model = args.model
+        if args.int8:
+            from imcaption.deploy.quantize import export_int8_onnx
+
+            served_model = str(export_int8_onnx(args.model, Path(folder) / "int8.onnx", args.data))
+        run(args, served_model)
+
+
+def run(args: argparse.Namespace, served_model: str) -> None:
+    """The load rounds, then the abuse corpus, against `served_model`; the JSON as `args` names it."""
 
     from bench.provenance import provenance
     from imcaption.api import Recognizer
@@ -205,8 +221,8 @@ def main() -> None:
     paths = [dataset.image_path(i) for i in list(dataset.split("val").indices)[:256]]
     payloads = [p.read_bytes() for p in paths]
 
-    model_input = Recognizer.load(args.model).size
-    server, url = start_server(args.model, ["--backend", args.backend] if args.backend else [])
+    model_input = Recognizer.load(served_model).size
+    server, url = start_server(served_model, ["--backend", args.backend] if args.backend else [])
     try:
         served = httpx.get(f"{url}/healthz").json()
         with tempfile.TemporaryDirectory() as temp:
@@ -227,10 +243,11 @@ def main() -> None:
     corpus_options = ["--max-body-mb", str(CORPUS_LIMITS.max_body_bytes / 1024 / 1024),
                       "--max-megapixels", str(CORPUS_LIMITS.max_pixels / 1e6),
                       "--max-images", str(CORPUS_LIMITS.max_images)]  # fmt: skip
-    abused = abuse_test(args.model, paths[0], args.abuse_rounds, corpus_options) if args.abuse_rounds else None
+    abused = abuse_test(served_model, paths[0], args.abuse_rounds, corpus_options) if args.abuse_rounds else None
 
     result = {
         "model": args.model,
+        "int8_export": args.int8,
         "server": {key: served[key] for key in ("backend", "worker_processes", "input") if key in served},
         "batch_window_ms": served["limits"]["batch_window_ms"],
         "clients": args.clients,
