@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,6 +31,16 @@ RESULTS = Path(__file__).parent / "results"
 
 def accuracy(words: list[str], truth: list[str]) -> float:
     return round(100 * sum(w == t for w, t in zip(words, truth, strict=True)) / len(truth), 2)
+
+
+def read_words(reader, pixels: np.ndarray, batch: int = 256) -> list[str]:  # noqa: ANN001
+    """Greedy words for `pixels`, a batch at a time (one call on the whole split would hold every image's
+    activations at once)."""
+    return [
+        word
+        for start in range(0, len(pixels), batch)
+        for word in reader.decode_pixels(pixels[start : start + batch]).words
+    ]
 
 
 def main() -> None:
@@ -59,7 +71,7 @@ def main() -> None:
     val = dataset.split("val")
     pixels = ensure_cache(dataset, readers["fp32"].size).read(list(val.indices))
     truth = dataset.words(val)
-    words = {kind: reader.decode_pixels(pixels).words for kind, reader in readers.items()}
+    words = {kind: read_words(reader, pixels) for kind, reader in readers.items()}
 
     timed = pixels[: args.speed_images]
     batch_256: dict[str, list[float]] = {kind: [] for kind in readers}

@@ -729,6 +729,42 @@ def encoder_ceiling(name: str, r: dict) -> list[str]:
     ]
 
 
+def int8_section(results: dict[str, dict]) -> list[str]:
+    """The int8 export against the fp32 one (bench/onnx_int8.py)."""
+    if not results:
+        return []
+    rows = [
+        "## Deployment: the int8 ONNX export (`bench/onnx_int8.py` → `results/onnx_int8_<name>.json`)",
+        "",
+        "`imcaption captcha export CKPT --onnx M.onnx --int8 DATA` quantizes the encoder's convolutions (weights "
+        "per channel, activations per tensor, ranges calibrated on training images) and keeps the decoding steps "
+        "in fp32. Both exports of one checkpoint read the whole validation split in ONNX Runtime; batch 256 on the "
+        "2 cores and batch 4 on one thread (about what each worker of the service runs) are medians of three "
+        "passes alternating between the two.",
+        "",
+        "| model | CPU | export | .onnx bytes | validation accuracy | batch 256 images/s | batch 4, 1 thread "
+        "| batch 1 p50 | batch 1 p99 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for name, r in results.items():
+        for kind in ("fp32", "int8"):
+            b = r[kind]
+            rows.append(
+                f"| `{name}` ({r['model']}) | {r['cpu']} | {kind} | {b['onnx_bytes']:,} | {b['val_accuracy']:.2f} % "
+                f"| {num(b['batch_256_images_per_s'])} | {num(b['batch_4_one_thread_images_per_s'])} | "
+                f"{b['batch_1']['p50_ms']} ms | {b['batch_1']['p99_ms']} ms |"
+            )
+        notes.append(
+            f"- `{name}`: int8 {r['int8_speedup_batch_256']}x fp32 at batch 256, "
+            f"{r['int8_speedup_batch_4_one_thread']}x at batch 4 on one thread; {r['differing_words']:,} of "
+            f"{r['val_images']:,} validation words differ between the two, accuracy "
+            f"{r['int8']['val_accuracy'] - r['fp32']['val_accuracy']:+.2f} points; calibrated on "
+            f"{r['calibration_images']} training images. Made by: {made_by(r)}."
+        )
+    return [*rows, "", *notes, ""]
+
+
 LOAD_ROUNDS = ("load", "load_multipart", "load_model_input_png")
 
 
@@ -754,9 +790,11 @@ def other_serve_runs(runs: dict[str, dict]) -> list[str]:
     for file, r in runs.items():
         speeds = ", ".join(f"{num(r[k]['images_per_s'])} (p99 {r[k]['p99_ms']} ms)" for k in LOAD_ROUNDS)
         meeting = sum(meets_service_target(r[k]) for k in LOAD_ROUNDS)
+        served = "the checkpoint's int8 export, " if r.get("int8_export") else ""
         lines.append(
-            f"- The same rounds in `results/{file}` ({r['server']['backend']}, {r['server']['worker_processes']} "
-            f"worker processes): {speeds} images/s in the table's order, {meeting} of 3 meeting the target; "
+            f"- The same rounds in `results/{file}` ({served}{r['server']['backend']}, "
+            f"{r['server']['worker_processes']} worker processes): {speeds} images/s in the table's order, "
+            f"{meeting} of 3 meeting the target; "
             f"decoding and resizing a 600x320 PNG {r['decode_resize_ms_600x320']} ms of a core; peak RSS "
             f"{r['server_peak_rss_gb']} GB{abuse_summary(r['abuse'])}. Made by: {made_by(r, with_cpu=True)}."
         )
@@ -800,9 +838,10 @@ def serve_section(serve: dict | None, others: dict[str, dict]) -> list[str]:
         f"- Server peak RSS over all rounds (supervisor and workers together): {peak} GB, target < 1.5 GB: "
         f"{met(peak < 1.5)}; server up afterwards: {'yes' if serve['alive_after'] else '**no**'}.",
         *other_serve_runs(others),
-        f"- Decoding and resizing one 600x320 PNG (Pillow, as the service does) takes {decode} ms of one core, so "
-        f"decoding alone caps full-size uploads at {num(round(2000 / decode))} images/s on both cores, before HTTP, "
-        "the model and the clients; the client that sends the model's input size spares the server that work.",
+        f"- Decoding and resizing one 600x320 PNG, as the service did at this run's commit, took {decode} ms of one "
+        f"core, so decoding alone capped full-size uploads at {num(round(2000 / decode))} images/s on both cores, "
+        "before HTTP, the model and the clients; the client that sends the model's input size spares the server "
+        "that work.",
         f"- Abuse corpus ({abuse['cases']} kinds of bad request, {abuse['requests']:,} requests): "
         f"{abuse['server_errors_5xx']} answers 5xx, {len(abuse['unexpected'])} answers other than the expected 4xx, "
         f"server up afterwards: {'yes' if abuse['alive_after'] else '**no**'}; RSS {abuse['rss_before_gb']} GB "
@@ -874,6 +913,9 @@ def render() -> str:
         *speed_section(load("encoder_speed.json")),
         *onnx_section(
             {path.stem[11:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("onnx_speed_*.json"))}
+        ),
+        *int8_section(
+            {path.stem[10:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("onnx_int8_*.json"))}
         ),
         *serve_section(
             load("serve.json"),
