@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +30,7 @@ from imcaption.serve.app import create_app
 from imcaption.serve.batcher import MicroBatcher
 from imcaption.serve.models import load_served_model
 from imcaption.serve.settings import ServeSettings
+from imcaption.serve.workers import check_port_free
 from tests.abuse_corpus import ABUSE, CORPUS_LIMITS, png
 
 # A long batching window, so that the test of shared model calls does not depend on the machine's speed.
@@ -219,13 +223,33 @@ def test_a_request_that_waited_through_a_model_call_does_not_wait_for_another_wi
     assert waited < 2 * call_seconds + window / 2
 
 
-def test_two_worker_processes_serve_and_a_bad_model_stops_the_command(
+def _workers_answering_a_burst(port: int, connections: int) -> list[int]:
+    """Open `connections` connections at once (all of them before any request, as a load generator does), then
+    ask /healthz on each: the worker process that accepted each one."""
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(connections)]
+    workers = []
+    try:
+        for sock in sockets:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        for sock in sockets:
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            workers.append(json.loads(answer.split(b"\r\n\r\n", 1)[1])["worker"])
+    finally:
+        for sock in sockets:
+            sock.close()
+    return workers
+
+
+def test_two_worker_processes_share_a_burst_of_connections_and_stop_together(
     trained_sat: Path, images: list[Path], tmp_path: Path
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "imcaption", "serve", "--workers", "2", "--port", str(port)]
-    server = subprocess.Popen([*command, str(trained_sat)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([*command, str(trained_sat)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
     try:
         workers: set[int] = set()
         deadline = time.monotonic() + 120
@@ -236,8 +260,16 @@ def test_two_worker_processes_serve_and_a_bad_model_stops_the_command(
             except httpx.TransportError:
                 time.sleep(0.2)
         assert len(workers) == 2 and health["worker_processes"] == 2 and server.pid not in workers
+        # Each worker listens on its own socket, so the kernel spreads a burst over both; with one shared socket
+        # the worker that woke first often took all 16 (and kept them, with keep-alive clients).
+        assert set(_workers_answering_a_burst(port, 16)) == workers
         words = [httpx.post(f"{url}/v1/read", files={"image": p.read_bytes()}).json()["word"] for p in images[:4]]
         assert words == [r.word for r in Recognizer.load(trained_sat).read(images[:4])]
+        # A worker that dies stops the service with an error, rather than leaving half the connections unanswered.
+        os.kill(min(workers), signal.SIGKILL)
+        code, errors = server.wait(timeout=60), server.stderr.read()
+        assert code == 2 and f"worker process {min(workers)} stopped" in errors, errors
+        assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -246,6 +278,16 @@ def test_two_worker_processes_serve_and_a_bad_model_stops_the_command(
     # The model is checked once before any worker starts, rather than by workers failing over and over.
     done = subprocess.run([*command, str(bad)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and f"cannot read model file {bad}" in done.stderr
+
+
+def test_a_taken_port_is_refused_by_name() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)  # free again once closed
 
 
 def test_serve_settings_travel_to_the_workers_intact() -> None:

@@ -1,13 +1,19 @@
-"""Running the service in one process or several. Each worker process loads its own model and serves on the
-shared socket, so one request's HTTP handling never waits for another's model call to give back the Python
-interpreter: on 2 cores a single process topped out with its event loop busy and a core partly idle.
+"""Running the service in one process or several. Each worker process loads its own model and serves the port,
+so one request's HTTP handling never waits for another's model call to give back the Python interpreter: on 2
+cores a single process topped out with its event loop busy and a core partly idle.
 
-uvicorn starts worker processes from an import string, so the settings reach them through the environment."""
+On Linux each worker listens on a socket of its own (SO_REUSEPORT) under a small supervisor here; elsewhere
+uvicorn's supervisor runs the workers on one shared socket. Worker processes are spawned, so the settings reach
+them through the environment."""
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
+import socket
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -67,13 +73,90 @@ def serve(settings: ServeSettings, host: str, port: int, log_level: str) -> None
         _announce(settings, model.info, host, port)
         uvicorn.run(create_app(model, settings.limits), host=host, port=port, log_level=log_level)
         return
-    # The model is loaded once in a passing process first: uvicorn restarts a worker that fails to start, so a bad
-    # model would otherwise fail over and over; and the supervisor stays free of the model.
+    # The model is loaded once in a passing process first: a bad model then stops the command with one clear
+    # error, rather than every worker failing; and the supervisor stays free of the model.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as check:
         _announce(settings, check.submit(model_info, settings).result(), host, port)
     os.environ[SETTINGS_VARIABLE] = settings.to_json()  # the worker processes inherit it
-    uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=settings.workers, host=host, port=port,
-                log_level=log_level)  # fmt: skip
+    if not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
+        uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=settings.workers, host=host, port=port,
+                    log_level=log_level)  # fmt: skip
+        return
+    check_port_free(host, port)
+    supervise(settings.workers, host, port, log_level)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """OSError naming the address unless it is free. The workers' SO_REUSEPORT sockets would join another
+    server's on the same port (of the same user) without a word, so that is ruled out first."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise OSError(err.errno, f"cannot listen on {host}:{port}: {err.strerror}") from None
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening socket of this worker's own on the shared port: with SO_REUSEPORT the kernel spreads new
+    connections over the workers' sockets. One socket shared by all the workers (uvicorn's way) lets whichever
+    worker wakes first accept a whole burst of connections, and keep-alive clients then stay with it: under 16
+    clients one worker often had every connection and the other core sat idle."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def run_worker(host: str, port: int, log_level: str) -> None:
+    """One worker process: its own socket, its own model, uvicorn until told to stop."""
+    import uvicorn
+
+    sock = listening_socket(host, port)
+    config = uvicorn.Config(app_from_environment, factory=True, host=host, port=port, log_level=log_level)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def supervise(workers: int, host: str, port: int, log_level: str) -> None:
+    """Run `workers` worker processes until interrupted or until one of them stops; then stop the others.
+    A worker that stops on its own (killed, out of memory) stops the service with an error, rather than leaving
+    a share of the connections to a port nobody answers."""
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=run_worker, args=(host, port, log_level), name=f"imcaption-worker-{n}")
+                 for n in range(workers)]  # fmt: skip
+    for process in processes:
+        process.start()
+    # Ctrl-C and `kill` stop the workers too (uvicorn in each answers both signals, so this does as well, even
+    # where a shell started it with Ctrl-C ignored).
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ended = multiprocessing.connection.wait([process.sentinel for process in processes])
+        # Its sentinel closes as it exits, a moment before its exit code can be collected: join waits for that.
+        stopped = next(process for process in processes if process.sentinel in ended)
+        stopped.join()
+        raise ChildProcessError(f"worker process {stopped.pid} stopped (exit code {stopped.exitcode}); "
+                                "stopping the service")  # fmt: skip
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn's graceful shutdown
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _announce(settings: ServeSettings, info: dict, host: str, port: int) -> None:
