@@ -78,7 +78,8 @@ def serve(settings: ServeSettings, host: str, port: int, log_level: str) -> None
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as check:
         _announce(settings, check.submit(model_info, settings).result(), host, port)
     os.environ[SETTINGS_VARIABLE] = settings.to_json()  # the worker processes inherit it
-    if not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
+    # Port 0 would give each worker a port of its own; the kernel spreads connections this way on Linux only.
+    if port == 0 or not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
         uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=settings.workers, host=host, port=port,
                     log_level=log_level)  # fmt: skip
         return
@@ -90,6 +91,7 @@ def check_port_free(host: str, port: int) -> None:
     """OSError naming the address unless it is free. The workers' SO_REUSEPORT sockets would join another
     server's on the same port (of the same user) without a word, so that is ruled out first."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port a server just left is free
         try:
             probe.bind((host, port))
         except OSError as err:
