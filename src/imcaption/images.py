@@ -96,8 +96,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
 def png_pixels(image: Image.Image, data: bytes) -> np.ndarray | None:
     """The (H, W, 3) uint8 pixels of `image`, an opened (not yet loaded) 8-bit RGB PNG made of `data`, decoded by
-    libpng through imagecodecs: about a third faster than Pillow's decoder, and it lets go of the GIL, so other
-    threads run meanwhile. None where Pillow's path is needed, for the same result: another mode or bit depth,
+    libpng through imagecodecs: faster than Pillow's decoder, and it lets go of the GIL, so other threads run
+    meanwhile. None where Pillow's path is needed, for the same result: another mode or bit depth,
     transparency, an eXIf chunk (an orientation to apply), or a file libpng refuses."""
     if image.format != "PNG" or image.mode != "RGB" or "transparency" in image.info or b"eXIf" in data:
         return None

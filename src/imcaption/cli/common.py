@@ -139,8 +139,8 @@ def add_export_command(sub: argparse._SubParsersAction, exporter: str, onnx_expo
 
         export.add_argument(
             "--int8", metavar="DATA_DIR", default=None,
-            help="with --onnx: quantize the convolutions to int8 (about twice as fast in ONNX Runtime; a few"
-            f" readings change), calibrated on {CALIBRATION_IMAGES} training images of the dataset in DATA_DIR",
+            help="with --onnx: quantize the convolutions to int8 (faster in ONNX Runtime; a few readings"
+            f" change), calibrated on {CALIBRATION_IMAGES} training images of the dataset in DATA_DIR",
         )  # fmt: skip
     export.set_defaults(func=lambda args: _export(args, exporter, onnx_exporter, int8_exporter))
 

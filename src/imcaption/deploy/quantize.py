@@ -1,7 +1,7 @@
 """An int8 ONNX recognizer: the fp32 export with its convolutions quantized by ONNX Runtime's static quantizer.
 
 Only the encoder's convolutions are quantized. They are most of a reading's arithmetic, and ONNX Runtime runs
-them about twice as fast in int8 (bench/results/onnx_int8_*.json). The decoding steps stay fp32: their matrices
+them much faster in int8 (bench/results/onnx_int8_*.json). The decoding steps stay fp32: their matrices
 are small, so int8 would save little there and cost accuracy in every step. Weights are quantized per output
 channel (signed), activations per tensor (unsigned), with ranges calibrated on training images, never on the
 validation or test split. The file keeps the fp32 export's description, marked `"precision": "int8"`."""
