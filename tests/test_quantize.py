@@ -84,3 +84,14 @@ def test_int8_needs_an_onnx_target(trained_sat: Path, easy_dataset: Path, tmp_pa
     assert main(argv) != 0
     assert "give --onnx" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_the_service_serves_the_int8_export_and_says_so(int8_onnx: Path, easy_dataset: Path) -> None:
+    from imcaption.serve.models import load_served_model
+
+    served = load_served_model(int8_onnx)
+    assert served.info["backend"] == "onnxruntime (int8)"
+    reader = Recognizer.load(int8_onnx)
+    dataset = CaptchaDataset.open(easy_dataset)
+    pixels = reader.inputs([dataset.image_path(i) for i in list(dataset.split("val").indices)[:16]])
+    assert [result["word"] for result in served.run(pixels)] == reader.decode_pixels(pixels).words

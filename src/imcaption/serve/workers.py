@@ -116,12 +116,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def run_worker(host: str, port: int, log_level: str) -> None:
-    """One worker process: its own socket, its own model, uvicorn until told to stop."""
+    """One worker process: its own model, then its own socket, uvicorn until told to stop. The socket comes after
+    the model, because the kernel hands a listening socket its share of new connections at once: while the model
+    loaded, they would wait for it."""
     import uvicorn
 
+    app = app_from_environment()
     sock = listening_socket(host, port)
-    config = uvicorn.Config(app_from_environment, factory=True, host=host, port=port, log_level=log_level)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level)).run(sockets=[sock])
 
 
 def supervise(workers: int, host: str, port: int, log_level: str) -> None:
