@@ -73,18 +73,20 @@ def serve(settings: ServeSettings, host: str, port: int, log_level: str) -> None
         _announce(settings, model.info, host, port)
         uvicorn.run(create_app(model, settings.limits), host=host, port=port, log_level=log_level)
         return
+    # Port 0 would give each worker a port of its own; the kernel spreads connections this way on Linux only.
+    own_sockets = port != 0 and hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux"
+    if own_sockets:
+        check_port_free(host, port)
     # The model is loaded once in a passing process first: a bad model then stops the command with one clear
     # error, rather than every worker failing; and the supervisor stays free of the model.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as check:
         _announce(settings, check.submit(model_info, settings).result(), host, port)
     os.environ[SETTINGS_VARIABLE] = settings.to_json()  # the worker processes inherit it
-    # Port 0 would give each worker a port of its own; the kernel spreads connections this way on Linux only.
-    if port == 0 or not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
+    if own_sockets:
+        supervise(settings.workers, host, port, log_level)
+    else:
         uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=settings.workers, host=host, port=port,
                     log_level=log_level)  # fmt: skip
-        return
-    check_port_free(host, port)
-    supervise(settings.workers, host, port, log_level)
 
 
 def check_port_free(host: str, port: int) -> None:
