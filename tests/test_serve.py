@@ -242,24 +242,50 @@ def _workers_answering_a_burst(port: int, connections: int) -> list[int]:
     return workers
 
 
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (an orphan's zombie waits for whoever reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _two_workers(command: list[str], model: Path, url: str) -> tuple[subprocess.Popen, set[int]]:
+    """The service started with 2 workers, once both answer: the supervisor and the workers' process ids."""
+    server = subprocess.Popen([*command, str(model)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(workers) < 2 and time.monotonic() < deadline and server.poll() is None:
+        try:  # a new connection each time, taken by whichever worker accepts it
+            health = httpx.get(f"{url}/healthz", timeout=2).json()
+            workers.add(health["worker"])
+        except httpx.TransportError:
+            time.sleep(0.2)
+    assert len(workers) == 2 and health["worker_processes"] == 2 and server.pid not in workers
+    return server, workers
+
+
+def test_workers_stop_when_their_supervisor_is_killed(trained_sat: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "imcaption", "serve", "--workers", "2", "--port", str(port)]
+    server, workers = _two_workers(command, trained_sat, f"http://127.0.0.1:{port}")
+    server.kill()  # SIGKILL: the supervisor cannot stop them itself
+    server.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_running, workers))  # none left holding the port
+    check_port_free("127.0.0.1", port)
+
+
 def test_two_worker_processes_share_a_burst_of_connections_and_stop_together(
     trained_sat: Path, images: list[Path], tmp_path: Path
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "imcaption", "serve", "--workers", "2", "--port", str(port)]
-    server = subprocess.Popen([*command, str(trained_sat)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True)  # fmt: skip
+    server, workers = _two_workers(command, trained_sat, url)
     try:
-        workers: set[int] = set()
-        deadline = time.monotonic() + 120
-        while len(workers) < 2 and time.monotonic() < deadline and server.poll() is None:
-            try:  # a new connection each time, taken by whichever worker accepts it
-                health = httpx.get(f"{url}/healthz", timeout=2).json()
-                workers.add(health["worker"])
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert len(workers) == 2 and health["worker_processes"] == 2 and server.pid not in workers
         # Each worker listens on its own socket, so the kernel spreads a burst over both; with one shared socket
         # the worker that woke first often took all 16 (and kept them, with keep-alive clients).
         assert set(_workers_answering_a_burst(port, 16)) == workers
@@ -269,7 +295,7 @@ def test_two_worker_processes_share_a_burst_of_connections_and_stop_together(
         os.kill(min(workers), signal.SIGKILL)
         code, errors = server.wait(timeout=60), server.stderr.read()
         assert code == 2 and f"worker process {min(workers)} stopped" in errors, errors
-        assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+        assert not any(map(_running, workers))
     finally:
         server.terminate()
         server.wait(timeout=30)

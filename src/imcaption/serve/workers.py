@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from imcaption.serve.models import ServedModel
 
 SETTINGS_VARIABLE = "IMCAPTION_SERVE_SETTINGS"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Batch sizes run once at start, so that no request pays for building a size's kernels (about 10 ms each).
 WARM_UP_BATCHES = 16
 
@@ -123,9 +124,21 @@ def run_worker(host: str, port: int, log_level: str) -> None:
     loaded, they would wait for it."""
     import uvicorn
 
+    stop_with_parent()
     app = app_from_environment()
     sock = listening_socket(host, port)
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level)).run(sockets=[sock])
+
+
+def stop_with_parent() -> None:
+    """Have the kernel send this process SIGTERM when its parent, the supervisor, dies, however it dies (killed,
+    out of memory), so that no worker is left holding the port. Linux only (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the supervisor died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def supervise(workers: int, host: str, port: int, log_level: str) -> None:
