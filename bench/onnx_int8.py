@@ -2,10 +2,11 @@
 
     python -m bench.onnx_int8 runs/bench_sat_60/best.pt --name sat_60   # -> bench/results/onnx_int8_sat_60.json
 
-Exports the checkpoint twice (`export --onnx`, and `export --onnx --int8 DATA`, calibrated on the training split),
-reads the whole validation split with both in ONNX Runtime, and times both on the same images: batch 256 with
-ONNX Runtime's default threads (one per core), batch 1 likewise, and batch 4 on one thread, about what each worker
-process of the service runs. Passes alternate between the two models. Run it on an idle machine.
+Exports the checkpoint (`export --onnx`) and quantizes that export as `export --onnx --int8 DATA` does
+(calibrated on the training split), reads the whole validation split with both in ONNX Runtime, and times both on
+the same images: batch 256 with ONNX Runtime's default threads (one per core), batch 1 likewise, and batch 4 on
+one thread, about what each worker process of the service runs. Passes alternate between the two models. Run it
+on an idle machine.
 """
 
 from __future__ import annotations
@@ -58,12 +59,12 @@ def main() -> None:
     from imcaption.captcha.image_cache import ensure_cache
     from imcaption.deploy.onnx_export import export_onnx
     from imcaption.deploy.onnx_reader import OnnxRecognizer
-    from imcaption.deploy.quantize import export_int8_onnx
+    from imcaption.deploy.quantize import quantize_export
 
     made_by = provenance(args.shared)
     with tempfile.TemporaryDirectory() as folder:
-        paths = {"fp32": export_onnx(args.checkpoint, Path(folder) / "fp32.onnx"),
-                 "int8": export_int8_onnx(args.checkpoint, Path(folder) / "int8.onnx", args.data)}  # fmt: skip
+        fp32 = export_onnx(args.checkpoint, Path(folder) / "fp32.onnx")
+        paths = {"fp32": fp32, "int8": quantize_export(fp32, Path(folder) / "int8.onnx", args.data)}
         sizes = {kind: path.stat().st_size for kind, path in paths.items()}
         readers = {kind: OnnxRecognizer.load(path) for kind, path in paths.items()}
         single_thread = {kind: OnnxRecognizer.load(path, threads=1) for kind, path in paths.items()}

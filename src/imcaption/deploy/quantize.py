@@ -78,14 +78,21 @@ def quantize_convolutions(fp32_onnx: str | Path, out: str | Path, pixels: np.nda
     return out
 
 
+def quantize_export(fp32_onnx: str | Path, out: str | Path, data: str | Path,
+                    count: int = CALIBRATION_IMAGES) -> Path:  # fmt: skip
+    """`out`: the fp32 export `fp32_onnx` with int8 convolutions, calibrated on `count` training images of the
+    dataset at `data`, at the input size the export reads."""
+    from imcaption.deploy.onnx_reader import OnnxRecognizer
+
+    size = OnnxRecognizer.load(fp32_onnx, threads=1).size
+    return quantize_convolutions(fp32_onnx, out, calibration_pixels(data, size, count))
+
+
 def export_int8_onnx(checkpoint: str | Path, out: str | Path, data: str | Path,
                      count: int = CALIBRATION_IMAGES) -> Path:  # fmt: skip
     """`out` (.onnx): the checkpoint's recognizer with int8 convolutions, calibrated on `count` training images
     of the dataset at `data`."""
     from imcaption.deploy.onnx_export import export_onnx
-    from imcaption.deploy.onnx_reader import OnnxRecognizer
 
     with tempfile.TemporaryDirectory() as folder:
-        fp32 = export_onnx(checkpoint, Path(folder) / "fp32.onnx")
-        size = OnnxRecognizer.load(fp32, threads=1).size
-        return quantize_convolutions(fp32, out, calibration_pixels(data, size, count))
+        return quantize_export(export_onnx(checkpoint, Path(folder) / "fp32.onnx"), out, data, count)
