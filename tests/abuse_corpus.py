@@ -31,6 +31,13 @@ def png(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def saved_as(image_format: str) -> bytes:
+    """A small white image in a format Pillow writes but no decode path of the project accepts (ICO, PDF)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "white").save(buffer, image_format)
+    return buffer.getvalue()
+
+
 PNG = {"content-type": "image/png"}
 MULTIPART_X = {"content-type": "multipart/form-data; boundary=x"}
 FIELD_ONLY = b'--x\r\nContent-Disposition: form-data; name="field"\r\n\r\nvalue\r\n--x--\r\n'
@@ -52,5 +59,7 @@ ABUSE = {
     "declared body too large": ({"content": b"x" * 400_000, "headers": PNG}, 413, "body_too_large"),
     "image too many pixels": ({"files": {"image": png_claiming(50_000, 50_000)}}, 413, "image_too_large"),
     "an EPS file (Ghostscript is never run)": ({"files": {"image": EPS}}, 422, "not_an_image"),
+    "an ICO file": ({"files": {"image": saved_as("ICO")}}, 422, "not_an_image"),
+    "a PDF file": ({"files": {"image": saved_as("PDF")}}, 422, "not_an_image"),
     "image over the pixel limit": ({"files": {"image": png(1200, 1000)}}, 413, "image_too_large"),
 }  # fmt: skip

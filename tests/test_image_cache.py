@@ -107,7 +107,7 @@ def test_a_killed_cache_build_is_redone_to_the_same_bytes(tmp_path: Path) -> Non
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     data_path, index_path = cache_paths(root, size)
     deadline = time.monotonic() + 60
-    while not data_path.with_name(data_path.name + ".partial").exists() and time.monotonic() < deadline:
+    while not list(data_path.parent.glob(f".{data_path.name}.*.partial")) and time.monotonic() < deadline:
         time.sleep(0.005)
     time.sleep(0.1)  # some images into the build
     process.send_signal(signal.SIGKILL)
@@ -115,3 +115,4 @@ def test_a_killed_cache_build_is_redone_to_the_same_bytes(tmp_path: Path) -> Non
     assert open_cache(dataset, size) is None  # nothing half-built passes for a cache
     assert main(["captcha", "cache", str(root), "--quiet"]) == 0
     assert data_path.read_bytes() == expected and index_path.is_file()
+    assert not list(data_path.parent.glob("*.partial"))  # the killed build's temporary file went with it

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from imcaption.cli import main
-from imcaption.images import ImageReadError, ImageSize, load_image, png_pixels, to_model_input
+from imcaption.images import ImageReadError, ImageSize, as_image, load_image, png_pixels, to_model_input
+from tests.abuse_corpus import EPS, saved_as
 
 
 def _png_claiming(path: Path, width: int, height: int) -> None:
@@ -54,8 +55,13 @@ def _unreadable(folder: Path) -> dict[str, str]:
     (folder / "text.png").write_text("this is not an image\n")
     (folder / "folder.png").mkdir()
     _png_claiming(folder / "huge.png", 30000, 30000)
+    # Formats outside the allow-list, named .png: Pillow would hand EPS to Ghostscript and open PDF and ICO.
+    (folder / "eps.png").write_bytes(EPS)
+    (folder / "pdf.png").write_bytes(saved_as("PDF"))
+    (folder / "ico.png").write_bytes(saved_as("ICO"))
     return {"empty.png": "cannot read", "truncated.png": "cannot read", "text.png": "cannot read",
-            "folder.png": "directory", "huge.png": "limit", "missing.png": "not found"}  # fmt: skip
+            "folder.png": "directory", "huge.png": "limit", "missing.png": "not found",
+            "eps.png": "not a PNG, JPEG", "pdf.png": "not a PNG, JPEG", "ico.png": "not a PNG, JPEG"}  # fmt: skip
 
 
 def test_odd_but_valid_images_decode_to_upright_rgb(tmp_path: Path) -> None:
@@ -75,6 +81,17 @@ def test_broken_files_give_one_clean_error_naming_the_file(tmp_path: Path) -> No
         assert name in str(error.value)
     with pytest.raises(ImageReadError, match="over the limit of 0.001 MP"):
         load_image(tmp_path / "whole.png", max_pixels=1000)
+
+
+def test_an_image_object_of_a_format_outside_the_list_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "icon.ico").write_bytes(saved_as("ICO"))
+    with (
+        Image.open(tmp_path / "icon.ico") as icon,
+        pytest.raises(ImageReadError, match="cannot read an image in ICO format"),
+    ):
+        as_image(icon)
+    with Image.open(io.BytesIO(saved_as("PNG"))) as png:
+        assert as_image(png).size == (16, 16)
 
 
 def test_the_cli_answers_every_file_without_a_traceback(

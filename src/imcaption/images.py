@@ -29,6 +29,11 @@ class ImageSize:
         return f"{self.height}x{self.width}"
 
 
+# The one list of file formats decoded anywhere (CLI, Python API, caches, service): raster formats only. Pillow would
+# also open EPS and PS through Ghostscript, PDF, ICO and a dozen rarer formats nobody feeds a captcha reader.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+FORMATS_READ = "PNG, JPEG, GIF, BMP, WebP or TIFF"
+
 # Well above a 600x320 captcha and a 24 MP camera photo; far below what would exhaust memory when decoded.
 MAX_PIXELS = 40_000_000
 EXIF_ORIENTATION = 0x0112
@@ -80,7 +85,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     The pixel count is checked from the header before anything is decoded, so a small file that claims to be
     huge costs nothing. Decoding is complete, so a truncated file fails here, not later."""
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
             check_pixel_count(image, f"image {path}", max_pixels)
             image.load()
             rgb = upright(image)
@@ -89,8 +94,10 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageReadError(f"image not found: {path}") from None
     except IsADirectoryError:
         raise ImageReadError(f"{path} is a directory, not an image") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"cannot read image {path}: not a {FORMATS_READ} image") from None
     # DecompressionBombError is not an OSError; ValueError, EOFError and SyntaxError come from damaged files.
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as err:
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageReadError(f"cannot read image {path}: {err}") from None
 
 
@@ -127,6 +134,8 @@ def as_image(item: ImageLike) -> Image.Image:
     if isinstance(item, (str, Path)):
         return load_image(item)
     if isinstance(item, Image.Image):
+        if item.format is not None and item.format not in IMAGE_FORMATS:
+            raise ImageReadError(f"cannot read an image in {item.format} format; images are read as {FORMATS_READ}")
         check_pixel_count(item, "image", MAX_PIXELS)
         return upright(item)
     if isinstance(item, np.ndarray):

@@ -29,9 +29,10 @@ from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE
 from imcaption.captcha.fonts import FACES, load_font
 from imcaption.captcha.labels import LabelRow, write_labels
 from imcaption.engine.progress import progress_bar
+from imcaption.files import TEMP_SUFFIX, remove_dead_temps
+from imcaption.locks import folder_lock
 from imcaption.manifest import claim_folder, mark_complete
 
-TEMP_SUFFIX = ".partial"
 MANIFEST_KIND = "imcaption-captcha-dataset"
 GENERATOR_VERSION = 1  # raise when the same (seed, index) would draw another image
 
@@ -346,8 +347,8 @@ def encode_png(image: Image.Image) -> bytes:
 
 
 def save_png_atomically(image: Image.Image, path: Path) -> None:
-    """Write to a temporary name, then rename: an interrupt never leaves a half-written PNG."""
-    temp = path.with_name(path.name + TEMP_SUFFIX)
+    """Write to a temporary name of this process's own, then rename: an interrupt never leaves a half-written PNG."""
+    temp = path.parent / f".{path.name}.{os.getpid()}.png{TEMP_SUFFIX}"
     temp.write_bytes(encode_png(image))
     os.replace(temp, path)
 
@@ -413,11 +414,17 @@ def generate_dataset(
     check_style(style)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # A second generator into the same folder waits, then finds the images drawn (same settings) or is refused.
+    with folder_lock(out, "generating captchas"):
+        return _generate_locked(out, vocabulary, count, seed, workers, style, progress)
+
+
+def _generate_locked(out: Path, vocabulary: Sequence[str], count: int, seed: int, workers: int | None,
+                     style: CaptchaStyle, progress: bool) -> int:  # fmt: skip
     wanted = dataset_manifest(vocabulary, count, seed, style)
     labels = (out / LABEL_FILE).exists() or (out / TEST_LABEL_FILE).exists()
     claim_folder(out, wanted, foreign=labels or any(out.glob("a*.png")))
-    for stale in out.glob(f"*{TEMP_SUFFIX}"):
-        stale.unlink()
+    remove_dead_temps(out)
     existing = {entry.name for entry in os.scandir(out)}
     missing = [i for i in range(count) if f"a{i}.png" not in existing]
     if missing:

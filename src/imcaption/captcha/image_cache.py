@@ -3,7 +3,8 @@
 Files in DATA_DIR/.imcaption_cache/: images_{H}x{W}.u8 (raw N x H x W x 3 bytes) and
 images_{H}x{W}.json (the index). The index is written last, by rename, so a build that dies half way
 leaves no index and is redone; it records a fingerprint of the image files (count, names, sizes,
-modification times), so edited or added images make the cache stale.
+modification times), so edited or added images make the cache stale. One process builds a cache at a time
+(a lock file per cache, images_{H}x{W}.lock), into a temporary file of its own.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import numpy as np
 
 from imcaption.captcha.dataset import IMAGE_NAME, CaptchaDataset
 from imcaption.engine.progress import progress_bar
-from imcaption.files import write_text_atomically
+from imcaption.files import publish, remove_dead_temps, temp_path, write_text_atomically
 from imcaption.images import ImageSize, load_image, to_model_input
+from imcaption.locks import folder_lock
 
 CACHE_DIR = ".imcaption_cache"
 FORMAT_VERSION = 2  # 2: images decoded upright (EXIF) and 16-bit scaled, as imcaption.images does
@@ -117,7 +119,7 @@ def ensure_cache(
     dataset: CaptchaDataset, size: ImageSize = DEFAULT_SIZE, workers: int | None = None, progress: bool = True
 ) -> ImageCache:
     """Reuse a valid cache; build it otherwise."""
-    return open_cache(dataset, size) or build_cache(dataset, size, workers, progress, force=True)
+    return open_cache(dataset, size) or build_cache(dataset, size, workers, progress, checked=True)
 
 
 def build_cache(
@@ -126,22 +128,40 @@ def build_cache(
     workers: int | None = None,
     progress: bool = True,
     force: bool = False,
+    checked: bool = False,
 ) -> ImageCache:
-    if not force and (cache := open_cache(dataset, size)) is not None:
+    """Build the cache (again, with `force`), unless a valid one exists (`checked`: the caller just found none).
+
+    One builder at a time per cache: a second process waits for the first and then uses what it built (with
+    `force` too: the images it was asked to cache were cached while it waited). The data goes into a temporary
+    file of this process's own, renamed into place when complete; the index follows, so readers never see a
+    half-built cache."""
+    if not force and not checked and (cache := open_cache(dataset, size)) is not None:
         return cache
+    data_path, _ = cache_paths(dataset.root, size)
+    with folder_lock(data_path.parent, f"building {data_path.name}", name=f"{data_path.stem}.lock") as waited:
+        if waited and (cache := open_cache(dataset, size)) is not None:
+            return cache
+        remove_dead_temps(data_path.parent)
+        return _build_locked(dataset, size, workers, progress)
+
+
+def _build_locked(dataset: CaptchaDataset, size: ImageSize, workers: int | None, progress: bool) -> ImageCache:
     data_path, index_path = cache_paths(dataset.root, size)
-    data_path.parent.mkdir(exist_ok=True)
     index_path.unlink(missing_ok=True)
     stamp = fingerprint(dataset.root, dataset.image_count)
-    temp = data_path.with_name(data_path.name + ".partial")
-    cache = ImageCache(temp, dataset.image_count, size)
-    array = np.memmap(temp, dtype=np.uint8, mode="w+", shape=cache.shape)
-    resized = _fill(array, dataset, size, workers or os.cpu_count() or 1, progress)
-    array.flush()
-    del array
+    temp = temp_path(data_path)
+    try:
+        cache = ImageCache(temp, dataset.image_count, size)
+        array = np.memmap(temp, dtype=np.uint8, mode="w+", shape=cache.shape)
+        resized = _fill(array, dataset, size, workers or os.cpu_count() or 1, progress)
+        array.flush()
+        del array
+        publish(temp, data_path, durable=False)
+    finally:
+        temp.unlink(missing_ok=True)
     if resized:
         print(f"note: {resized:,} images were not 600x320 and were resized like the rest", file=sys.stderr)
-    os.replace(temp, data_path)
     index = {
         "version": FORMAT_VERSION,
         "count": dataset.image_count,

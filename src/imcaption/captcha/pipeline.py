@@ -21,6 +21,7 @@ from imcaption.engine.config import with_options
 from imcaption.engine.run import open_run
 from imcaption.files import write_text_atomically
 from imcaption.images import ImageSize
+from imcaption.locks import folder_lock
 from imcaption.manifest import read_manifest
 
 
@@ -39,7 +40,15 @@ def run_assignment(
     count: int = 140_000,
     progress: bool = True,
 ) -> AssignmentResult:
-    data_dir, run_dir = Path(data_dir), Path(run_dir)
+    """Generate (or use) the dataset, cache it, train (or resume) in RUN_DIR, score validation and write the
+    test answers. RUN_DIR is held for the whole job: a second assignment into it is refused, naming the first."""
+    with folder_lock(run_dir, "running the assignment", wait=False):
+        return _run_locked(Path(data_dir), Path(run_dir), options, count, progress)
+
+
+def _run_locked(
+    data_dir: Path, run_dir: Path, options: dict[str, Any] | None, count: int, progress: bool
+) -> AssignmentResult:
     manifest = read_manifest(data_dir)
     if (manifest is None and (data_dir / LABEL_FILE).is_file()) or (manifest or {}).get("complete"):
         print(f"[1/5] using the dataset in {data_dir}")
@@ -51,7 +60,8 @@ def run_assignment(
     print("[2/5] image cache")
     ensure_cache(dataset, _training_input_size(run_dir, options or {}), progress=progress)
     print(f"[3/5] training in {run_dir}")
-    trainer = open_run(CaptchaTask, data_dir, run_dir, options, resume=True, progress=progress)
+    resume = (run_dir / "last.pt").is_file()
+    trainer = open_run(CaptchaTask, data_dir, run_dir, options, resume=resume, progress=progress)
     if trainer.is_done():
         print(f"      already trained ({trainer.state.step:,} steps)")
     else:

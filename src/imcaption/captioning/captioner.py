@@ -13,6 +13,7 @@ from imcaption.captioning.task import (
     CAPTIONER_FORMAT,
     CaptionModelSpec,
     build_caption_model,
+    caption_grid,
     search_captions,
 )
 from imcaption.engine.checkpoint import CheckpointError, export_model, load_model_file
@@ -47,10 +48,8 @@ class BaseCaptioner:
 
     @property
     def grid(self) -> tuple[int, int]:
-        """Rows and columns of the feature grid that attention is spread over: MobileNetV2 divides the side by
-        32, the from-scratch CNN by 16."""
-        cells = self.spec.image_size // (32 if self.spec.encoder == "mobilenet" else 16)
-        return cells, cells
+        """Rows and columns of the feature grid that attention is spread over, as the encoder computes it."""
+        return caption_grid(self.spec.encoder, self.spec.image_size)
 
     def pixels(self, images: list[ImageLike]) -> np.ndarray:
         """(B, side, side, 3) uint8, each image resized as in training."""

@@ -4,7 +4,6 @@ image, and each object's bounding box in a side file (for attention-grounding ch
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from imcaption.engine.progress import progress_bar
-from imcaption.files import write_text_atomically
+from imcaption.files import remove_dead_temps, write_atomically, write_text_atomically
+from imcaption.locks import folder_lock
 from imcaption.manifest import claim_folder, mark_complete
 
 SCENES_VERSION = 1  # raise when the same (seed, index) would draw another scene
@@ -179,11 +179,18 @@ def generate_scenes(
     if count < 2 or test_count < 0:
         raise ValueError(f"need at least 2 scenes for train and val and a test count >= 0, got {count}, {test_count}")
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "generating scenes"):
+        _generate_locked(out, count, seed, side, val_fraction, test_count, progress)
+
+
+def _generate_locked(out: Path, count: int, seed: int, side: int, val_fraction: float, test_count: int,
+                     progress: bool) -> None:  # fmt: skip
     wanted = {"kind": "imcaption-scenes-dataset", "generator_version": SCENES_VERSION, "seed": seed,
               "count": count, "side": side, "val_fraction": val_fraction, "test_count": test_count}  # fmt: skip
     claim_folder(out, wanted, foreign=(out / "annotations").exists() or (out / "images").exists())
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(exist_ok=True)
+    remove_dead_temps(out / "images")
     val_start = count - max(1, round(count * val_fraction))
     splits: dict[str, dict[str, list]] = {name: {"images": [], "annotations": []} for name in SPLITS}
     objects: dict[str, list[dict]] = {}
@@ -192,9 +199,7 @@ def generate_scenes(
         name = f"s{index}.png"
         path = out / "images" / name
         if not path.exists():
-            temp = path.with_name(name + ".partial")
-            scene.image.save(temp, format="PNG")
-            os.replace(temp, path)
+            write_atomically(path, lambda temp, image=scene.image: image.save(temp, format="PNG"), durable=False)
         split = splits["train" if index < val_start else "val" if index < count else "test"]
         split["images"].append({"id": index, "file_name": name, "width": side, "height": side})
         for caption in scene.captions:

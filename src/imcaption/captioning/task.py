@@ -20,6 +20,7 @@ from imcaption.engine.search import SearchTokens, search
 from imcaption.images import as_batch
 from imcaption.models.caption_decoders import DECODERS, CaptionerConfig, CaptionModel
 from imcaption.models.encoder import ConvEncoder, EncoderConfig
+from imcaption.models.mobilenet_v2 import feature_grid_side
 from imcaption.text.word_tokenizer import END, PAD, START, WordTokenizer
 
 CAPTIONER_FORMAT = "imcaption-captioner"
@@ -61,6 +62,10 @@ class CaptionTrainConfig:
         )
     )
 
+    def __post_init__(self) -> None:
+        if self.encoder in DEFAULT_SIDE:  # an unknown encoder is refused by name where the model is built
+            check_image_size(self.encoder, self.side)
+
     @property
     def side(self) -> int:
         return self.image_size or DEFAULT_SIDE[self.encoder]
@@ -71,6 +76,21 @@ class CaptionTrainConfig:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> CaptionTrainConfig:
         return config_from_dict(cls, state)
+
+
+def check_image_size(encoder: str, side: int) -> None:
+    """Refuse, before anything is built, a side the encoder cannot work with."""
+    if encoder == "cnn" and (side < 16 or side % 16):
+        raise ValueError(f"--image-size for the cnn encoder must be a multiple of 16 (at least 16), got {side}")
+    if encoder == "mobilenet" and side < 32:
+        raise ValueError(f"--image-size for the mobilenet encoder must be at least 32, got {side}")
+
+
+def caption_grid(encoder: str, side: int) -> tuple[int, int]:
+    """Rows and columns of the feature grid a square input of `side` pixels gives."""
+    if encoder == "mobilenet":
+        return feature_grid_side(side), feature_grid_side(side)
+    return EncoderConfig(side, side, column_stride=16).grid
 
 
 def coco_split_files(data_dir: Path) -> tuple[Path, Path]:
@@ -96,7 +116,7 @@ def held_out_split(data_dir: Path, split: str | None = None) -> tuple[str, Path]
 
 def build_caption_model(spec: CaptionModelSpec, vocab_size: int) -> CaptionModel:
     if spec.encoder == "mobilenet":
-        cells = (spec.image_size // 32) ** 2
+        cells = feature_grid_side(spec.image_size) ** 2
         return CaptionModel(CaptionerConfig(spec.decoder, 1280, vocab_size, grid_cells=cells))
     if spec.encoder != "cnn":
         raise ValueError(f"unknown encoder {spec.encoder!r}; choose one of {', '.join(ENCODERS)}")

@@ -82,6 +82,7 @@ def train_command(args: argparse.Namespace, task_type: Any, describe: Callable[[
     """`captcha train` and `caption train`: start or resume the run, say what it trains, train to the end."""
     from imcaption.engine.distributed import leave, world_from_env
     from imcaption.engine.run import open_run
+    from imcaption.locks import folder_lock
 
     options = given_options(args, task_type.kind.config_type())
     world = world_from_env()
@@ -93,7 +94,10 @@ def train_command(args: argparse.Namespace, task_type: Any, describe: Callable[[
         return train_to_the_end(trainer, args.out, metric)
 
     try:
-        return train()
+        if not world.is_main:  # the first process holds the run folder for all of them
+            return train()
+        with folder_lock(args.out, "training", wait=False):
+            return train()
     finally:
         # The trainer is gone by now, and with it the DistributedDataParallel that holds the process group: a group
         # that outlived destroy_process_group was torn down at interpreter exit, where gloo's threads aborted the

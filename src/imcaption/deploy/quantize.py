@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imcaption.files import write_atomically
 from imcaption.images import ImageSize, load_image, to_model_input
 
 CALIBRATION_IMAGES = 512
@@ -53,28 +54,31 @@ def quantize_convolutions(fp32_onnx: str | Path, out: str | Path, pixels: np.nda
             return next(self.batches, None)
 
     out = Path(out)
-    # The quantizer logs a suggestion to run its pre-processing, which brings no speed here (measured).
-    logging.disable(logging.WARNING)
-    try:
-        quantize_static(
-            str(fp32_onnx),
-            str(out),
-            Calibration(),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=QUANTIZED_OPS,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-        )
-    finally:
-        logging.disable(logging.NOTSET)
-    model = onnx.load(out)
+    with tempfile.TemporaryDirectory() as folder:
+        quantized = Path(folder) / "int8.onnx"
+        # The quantizer logs a suggestion to run its pre-processing, which brings no speed here (measured).
+        logging.disable(logging.WARNING)
+        try:
+            quantize_static(
+                str(fp32_onnx),
+                str(quantized),
+                Calibration(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=QUANTIZED_OPS,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+        finally:
+            logging.disable(logging.NOTSET)
+        model = onnx.load(quantized)
     props = {prop.key: prop.value for prop in model.metadata_props}
     description = json.loads(props["imcaption"])
     description["precision"] = "int8"
     description["calibration_images"] = len(pixels)
     onnx.helper.set_model_props(model, {**props, "imcaption": json.dumps(description)})
-    onnx.save(model, out)
+    # One rename publishes the graph and its int8 description together: a kill leaves the old file or the new.
+    write_atomically(out, lambda temp: onnx.save(model, str(temp)))
     return out
 
 

@@ -39,7 +39,10 @@ def open_run(
     last = Path(run_dir) / "last.pt"
     if last.is_file() and not resume:
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    if not (resume and last.is_file()):
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint to continue at {last.resolve()}; leave out --resume to "
+                                "start a new run there")  # fmt: skip
+    if not resume:
         config = with_options(task_type.kind.config_type(), options)
         task = _build_task(task_type, data_dir, config, None, progress, world)
         return _checked_same_start(Trainer(task, config.loop, run_dir, progress, world), run_dir, world)

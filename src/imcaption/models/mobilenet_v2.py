@@ -86,14 +86,33 @@ def default_weights_path() -> Path | None:
     return None
 
 
-def verify_sha256(path: Path, expected: str) -> None:
-    """Refuse a weights file whose bytes are not the published ones (damaged, or replaced)."""
+def feature_grid_side(side: int) -> int:
+    """Rows (= columns) of the feature grid for a square input of `side` pixels: every stride-2 convolution
+    (padding 1) halves a side rounding up, so 225 px give 8 cells, not 225 // 32 = 7."""
+    strides = 1 + sum(1 for _, _, _, stride in INVERTED_RESIDUALS if stride == 2)
+    for _ in range(strides):
+        side = (side + 1) // 2
+    return side
+
+
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    if digest.hexdigest() != expected:
-        raise ValueError(f"{path}: SHA-256 {digest.hexdigest()} is not the published {expected}; reinstall it")
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Refuse a weights file whose bytes are not the published ones (damaged, or replaced)."""
+    found = file_sha256(path)
+    if found != expected:
+        raise ValueError(f"{path}: SHA-256 {found} is not the published {expected}; reinstall it")
+
+
+def weights_sha256(weights: str | Path | None = None) -> str:
+    """The SHA-256 of the weights `load_mobilenet_v2(weights)` loads (the default file is checked against it)."""
+    return file_sha256(Path(weights)) if weights else WEIGHTS_SHA256
 
 
 def load_mobilenet_v2(weights: str | Path | None = None) -> MobileNetV2:
