@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -58,3 +60,64 @@ def test_a_weights_file_with_other_bytes_is_refused(tmp_path) -> None:  # noqa: 
         verify_sha256(fake, WEIGHTS_SHA256)
     if default_weights_path() is not None:
         verify_sha256(default_weights_path(), WEIGHTS_SHA256)  # the installed file is the published one
+
+
+def _photos(folder: Path, count: int = 3) -> list:
+    from imcaption.captioning.coco import CaptionedImage
+
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    images = []
+    for n in range(count):
+        path = folder / f"p{n}.png"
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+        images.append(CaptionedImage(n, path, ("a photo",)))
+    return images
+
+
+def _random_weights(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    torch.save(MobileNetV2().state_dict(), path)
+    return path
+
+
+def test_the_feature_cache_is_redone_when_the_weights_size_or_images_change(tmp_path: Path) -> None:
+    import os
+
+    from imcaption.captioning.features import backbone_features
+
+    images, cache = _photos(tmp_path / "images"), tmp_path / "cache"
+    first, second = _random_weights(tmp_path / "a.pth", 0), _random_weights(tmp_path / "b.pth", 1)
+    made = np.array(backbone_features(images, cache, 64, weights=str(first), progress=False))
+    assert made.shape == (3, 4, 1280)
+    again = backbone_features(images, cache, 64, weights=str(first), progress=False)
+    assert np.array_equal(again, made)
+    other_weights = np.array(backbone_features(images, cache, 64, weights=str(second), progress=False))
+    assert not np.array_equal(other_weights, made)  # same images and size, other weights: computed anew
+    assert backbone_features(images, cache, 96, weights=str(first), progress=False).shape == (3, 9, 1280)
+    Image.new("RGB", (40, 40), "white").save(images[1].path)
+    os.utime(images[1].path, ns=(1, 1))  # an edit that even keeps the size is seen through the mtime
+    edited = np.array(backbone_features(images, cache, 64, weights=str(first), progress=False))
+    assert np.array_equal(edited[0], made[0]) and not np.array_equal(edited[1], made[1])
+    assert not list(cache.glob("*.partial"))
+
+
+@pytest.mark.parametrize("side", [224, 225, 200, 97, 64])
+def test_the_feature_grid_side_is_what_the_network_gives(side: int) -> None:
+    from imcaption.models.mobilenet_v2 import feature_grid_side
+
+    with torch.no_grad():
+        grid = MobileNetV2().eval().features(torch.zeros(1, 3, side, side)).shape[-1]
+    assert feature_grid_side(side) == grid
+
+
+def test_caption_grids_come_from_the_encoder_and_impossible_sides_are_refused_up_front() -> None:
+    from imcaption.captioning.task import CaptionModelSpec, CaptionTrainConfig, caption_grid
+
+    assert caption_grid("mobilenet", 225) == (8, 8)  # 225 // 32 would say 7
+    assert caption_grid("cnn", 128) == (8, 8)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        CaptionTrainConfig(image_size=100)
+    with pytest.raises(ValueError, match="at least 32"):
+        CaptionTrainConfig(encoder="mobilenet", image_size=20)
+    assert CaptionTrainConfig(encoder="mobilenet", image_size=225).spec() == CaptionModelSpec("sat", "mobilenet", 225)

