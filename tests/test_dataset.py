@@ -15,9 +15,9 @@ def _copy(src: Path, dst: Path) -> Path:
 
 def test_spec_split_for_the_real_size() -> None:
     splits = split_spec(140_000, 120_000)
-    assert (splits["train"].start, splits["train"].stop) == (0, 100_000)
-    assert (splits["val"].start, splits["val"].stop) == (100_000, 120_000)
-    assert (splits["test"].start, splits["test"].stop) == (120_000, 140_000)
+    assert splits["train"].indices == range(0, 100_000)
+    assert splits["val"].indices == range(100_000, 120_000)
+    assert splits["test"].indices == range(120_000, 140_000)
 
 
 @pytest.mark.parametrize(("count", "sizes"), [(140, (100, 20, 20)), (700, (500, 100, 100)), (14, (10, 2, 2))])

@@ -13,13 +13,15 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
-from imcaption.captcha.dataset import IMAGE_NAME, CaptchaDataset
+from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.engine.progress import progress_bar
 from imcaption.files import publish, remove_dead_temps, temp_path, write_text_atomically
 from imcaption.images import ImageSize, load_image, to_model_input
@@ -78,18 +80,15 @@ def cache_paths(root: Path, size: ImageSize) -> tuple[Path, Path]:
     return folder / f"images_{size.tag}.u8", folder / f"images_{size.tag}.json"
 
 
-def fingerprint(root: Path, count: int) -> str:
+def fingerprint(dataset: CaptchaDataset) -> str:
+    """A digest of every image file's index, size and modification time, in index order."""
     digest = hashlib.sha1()
-    with os.scandir(root) as entries:
-        stats = sorted(
-            (int(m.group(1)), e.stat().st_size, e.stat().st_mtime_ns)
-            for e in entries
-            if (m := IMAGE_NAME.match(e.name))
-        )
-    if len(stats) != count:
-        return "stale"
-    for row in stats:
-        digest.update(f"{row[0]} {row[1]} {row[2]}\n".encode())
+    for index, name in enumerate(dataset.files):
+        try:
+            stat = os.stat(dataset.root / name)
+        except FileNotFoundError:
+            return "stale"
+        digest.update(f"{index} {stat.st_size} {stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -105,7 +104,7 @@ def open_cache(dataset: CaptchaDataset, size: ImageSize = DEFAULT_SIZE) -> Image
         "count": dataset.image_count,
         "height": size.height,
         "width": size.width,
-        "fingerprint": fingerprint(dataset.root, dataset.image_count),
+        "fingerprint": fingerprint(dataset),
     }
     if any(index.get(key) != value for key, value in expected.items()):
         return None
@@ -149,7 +148,7 @@ def build_cache(
 def _build_locked(dataset: CaptchaDataset, size: ImageSize, workers: int | None, progress: bool) -> ImageCache:
     data_path, index_path = cache_paths(dataset.root, size)
     index_path.unlink(missing_ok=True)
-    stamp = fingerprint(dataset.root, dataset.image_count)
+    stamp = fingerprint(dataset)
     temp = temp_path(data_path)
     try:
         cache = ImageCache(temp, dataset.image_count, size)
@@ -175,40 +174,45 @@ def _build_locked(dataset: CaptchaDataset, size: ImageSize, workers: int | None,
 
 @dataclass(frozen=True)
 class _Chunk:
-    root: str
     start: int
-    stop: int
+    paths: tuple[str, ...]
     size: ImageSize
+    expected: tuple[int, int] | None  # the size every image should have, or None: any size is usual
 
 
 def _decode_chunk(chunk: _Chunk) -> tuple[int, np.ndarray, int]:
-    images = np.empty((chunk.stop - chunk.start, chunk.size.height, chunk.size.width, 3), dtype=np.uint8)
+    images = np.empty((len(chunk.paths), chunk.size.height, chunk.size.width, 3), dtype=np.uint8)
     odd_sized = 0
-    for row, index in enumerate(range(chunk.start, chunk.stop)):
-        image = load_image(Path(chunk.root) / f"a{index}.png")
-        odd_sized += image.size != (600, 320)
+    for row, path in enumerate(chunk.paths):
+        image = load_image(path)
+        odd_sized += chunk.expected is not None and image.size != chunk.expected
         images[row] = to_model_input(image, chunk.size)
     return chunk.start, images, odd_sized
 
 
 def _fill(array: np.ndarray, dataset: CaptchaDataset, size: ImageSize, workers: int, progress: bool) -> int:
     step = 256
+    expected = (600, 320) if dataset.is_words_layout else None
     chunks = [
-        _Chunk(str(dataset.root), start, min(start + step, dataset.image_count), size)
+        _Chunk(start, tuple(str(dataset.image_path(i)) for i in range(start, min(start + step, dataset.image_count))),
+               size, expected)
         for start in range(0, dataset.image_count, step)
-    ]
+    ]  # fmt: skip
     odd_sized = 0
     with progress_bar(enabled=progress, total=dataset.image_count, desc=f"cache {size.tag}", unit="img") as bar:
-        if workers == 1:
-            results = map(_decode_chunk, chunks)
-            for start, images, odd in results:
-                array[start : start + len(images)] = images
-                odd_sized += odd
-                bar.update(len(images))
-            return odd_sized
-        with Pool(workers) as pool:
-            for start, images, odd in pool.imap_unordered(_decode_chunk, chunks):
+        with _mapper(workers) as mapped:
+            for start, images, odd in mapped(_decode_chunk, chunks):
                 array[start : start + len(images)] = images
                 odd_sized += odd
                 bar.update(len(images))
     return odd_sized
+
+
+@contextmanager
+def _mapper(workers: int) -> Iterator[Callable]:
+    """`map` in this process for one worker, else a process pool's unordered map."""
+    if workers == 1:
+        yield map
+        return
+    with Pool(workers) as pool:
+        yield pool.imap_unordered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ import numpy as np
 import torch
 
 from imcaption.captcha.augment import AUGMENT_MODES, augment_batch, augment_config
-from imcaption.captcha.dataset import CaptchaDataset
+from imcaption.captcha.dataset import CaptchaDataset, open_dataset
 from imcaption.captcha.image_cache import ensure_cache
+from imcaption.captcha.layouts import DatasetLayout, suggested_input_size
 from imcaption.captcha.metrics import character_error_rate, exact_match
 from imcaption.engine.config import LoopConfig, config_from_dict, option
 from imcaption.engine.distributed import SINGLE, World
@@ -54,20 +56,24 @@ class CaptchaTrainConfig:
     label_smoothing: float = option(0.1, "label smoothing of the sat loss; 0 turns it off")
     train_limit: int = option(0, "train on the first N training images only; 0: all")
     val_limit: int = option(0, "validate on the first N validation images only; 0: all")
+    # Only for datasets not in the words_captcha layout: where the labels are and how the split is made.
+    data: DatasetLayout = field(default_factory=DatasetLayout)
     # The shared loop's defaults are the captcha recipe (10 epochs, peak 3e-3, 300 warmup, clip 2), with batches of
     # 64: at equal wall time they read more from each image than batches of 128 (BENCHMARKS.md, recipe probes).
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=64))
 
     @property
     def input_size(self) -> ImageSize:
-        """--height and --width, each 0 taking the model's own input size."""
-        own = MODEL_INPUT_SIZES.get(self.model, DEFAULT_INPUT_SIZE)
+        """--height and --width, each 0 taking the model's own input size (for words_captcha images)."""
+        return self.input_size_for(MODEL_INPUT_SIZES.get(self.model, DEFAULT_INPUT_SIZE))
+
+    def input_size_for(self, own: ImageSize) -> ImageSize:
         return ImageSize(self.height or own.height, self.width or own.width)
 
-    def resolved(self) -> CaptchaTrainConfig:
-        """This config with the input size written out, as a run saves it: a resumed run keeps its size even
-        if a later version changes the default."""
-        size = self.input_size
+    def resolved(self, own: ImageSize | None = None) -> CaptchaTrainConfig:
+        """This config with the input size written out (0s taking `own`, by default the model's own), as a run
+        saves it: a resumed run keeps its size even if a later version changes the default."""
+        size = self.input_size if own is None else self.input_size_for(own)
         return replace(self, height=size.height, width=size.width)
 
     @classmethod
@@ -84,6 +90,38 @@ class CaptchaTrainConfig:
         if isinstance(state.get("augment"), bool):
             state = {**state, "augment": "full" if state["augment"] else "none"}
         return config_from_dict(cls, state)
+
+
+def training_input_size(config: CaptchaTrainConfig, dataset: CaptchaDataset) -> ImageSize:
+    """The model input a run of `config` on `dataset` uses: --height/--width where given; else the model's own for
+    words_captcha, and one fitted to the images' size and aspect ratio for a dataset of the user's own."""
+    if dataset.is_words_layout:
+        return config.input_size
+    train = dataset.split("train").indices
+    return config.input_size_for(suggested_input_size([dataset.image_path(i) for i in train]))
+
+
+def _tokenizer(dataset: CaptchaDataset, train_words: list[str], saved: dict | None) -> CharTokenizer:
+    """The saved run's tokenizer; a-z and 5 letters for words_captcha; else the training labels' characters and
+    longest length."""
+    if saved is not None:
+        return CharTokenizer.from_dict(saved["tokenizer"])
+    if dataset.is_words_layout:
+        return CharTokenizer()
+    return CharTokenizer.fit(train_words)
+
+
+def report_unreadable(dataset: CaptchaDataset, tokenizer: CharTokenizer) -> None:
+    """Say which validation and test labels the model cannot produce (a character the training labels never use,
+    or more characters than the longest): they stay in the splits and count as misread."""
+    for name in ("val", "test"):
+        ids = [i for i in dataset.split(name).indices if i in dataset.labels]
+        bad = [dataset.labels[i] for i in ids if not tokenizer.can_write(dataset.labels[i])]
+        if bad:
+            unseen = sorted({c for word in bad for c in word if c not in tokenizer.charset})
+            print(f"note: {len(bad):,} {name} labels cannot be read by a model trained on these training labels "
+                  f"(characters never trained: {''.join(unseen) or 'none'}; longest trained: {tokenizer.max_length});"
+                  f" e.g. {bad[0]!r}. They count as misread.", file=sys.stderr)  # fmt: skip
 
 
 def encoder_channels(text: str) -> tuple[int, int, int, int]:
@@ -105,25 +143,28 @@ class CaptchaTask:
     def __init__(
         self, data_dir: str | Path, config: CaptchaTrainConfig, saved: dict | None = None, progress: bool = True
     ) -> None:
-        """`saved`: the checkpoint a run resumes from (nothing in it is needed here: the charset is fixed)."""
+        """`saved`: the checkpoint a run resumes from (its tokenizer is reused, not refit)."""
         # Resolved first, so an unknown mode or device fails before any data is opened.
         self.augmentation = None if config.augment == "none" else augment_config(config.augment)
         channels = encoder_channels(config.channels)
         self.device = resolve_device(config.loop.device)
-        self.config = config = config.resolved()
         self.batch_size = config.loop.batch_size
-        dataset = CaptchaDataset.open(data_dir)
+        dataset = open_dataset(data_dir, config.data)
+        self.dataset_text = dataset.describe()
+        self.config = config = config.resolved(training_input_size(config, dataset))
         self.size = config.input_size
         self.cache = ensure_cache(dataset, self.size, progress=progress)
-        self.tokenizer = CharTokenizer()
         self.train_ids = np.asarray(dataset.split("train").indices)
         if config.train_limit:
             self.train_ids = self.train_ids[: config.train_limit]
         self.val_ids = np.asarray(dataset.split("val").indices)
         if config.val_limit:
             self.val_ids = self.val_ids[: config.val_limit]
-        self.train_targets = self.tokenizer.batch_targets([dataset.labels[i] for i in self.train_ids])
+        train_words = [dataset.labels[i] for i in self.train_ids]
+        self.tokenizer = _tokenizer(dataset, train_words, saved)
+        self.train_targets = self.tokenizer.batch_targets(train_words)
         self.val_words = [dataset.labels[i] for i in self.val_ids]
+        report_unreadable(dataset, self.tokenizer)
         self.model_config = RecognizerConfig(
             kind=config.model,
             encoder=EncoderConfig(config.height, config.width, channels),

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 # The main job trains for a time budget, not an epoch count: the schedule ends when the hour is up on any machine.
 ASSIGNMENT_MINUTES = 60.0
 
+DATA_HELP = (
+    "a dataset folder: words_captcha (a0.png ... + spec_train_val.txt), images with a label file "
+    "(labels.csv/.tsv/.txt or --label-file), or images labeled in their file names (2b8x7.png, 2b8x7_13.png)"
+)
+
 # The generator's styles (imcaption.captcha.generator.STYLES), described for --help without importing it.
 STYLE_HELP = {
     "faithful": "the four real face classes, thin letters, noise that stays inside the image",
@@ -55,14 +60,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cache(args: argparse.Namespace) -> int:
-    from imcaption.captcha.dataset import CaptchaDataset
-    from imcaption.captcha.image_cache import build_cache
-    from imcaption.images import ImageSize
+def _layout(args: argparse.Namespace, checkpoint: str | None = None):  # noqa: ANN202
+    """The dataset layout options given on the command line, over those the checkpoint was trained with."""
+    from imcaption.captcha.layouts import DatasetLayout
 
-    dataset = CaptchaDataset.open(args.data_dir)
+    saved = _saved_layout(checkpoint) if checkpoint else {}
+    return with_options(DatasetLayout(**saved), given_options(args, DatasetLayout()))
+
+
+def _saved_layout(checkpoint: str) -> dict:
+    """A training checkpoint's dataset layout options ({} for exports, which carry no training config)."""
+    from imcaption.captcha.task import RECOGNIZER_FORMAT
+    from imcaption.deploy.onnx_reader import is_onnx_file
+    from imcaption.engine.checkpoint import load_model_file
+
+    if is_onnx_file(checkpoint):
+        return {}
+    return load_model_file(checkpoint, RECOGNIZER_FORMAT).get("config", {}).get("data", {})
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from imcaption.captcha.dataset import open_dataset
+    from imcaption.captcha.image_cache import build_cache
+    from imcaption.captcha.task import CaptchaTrainConfig, training_input_size
+
+    dataset = open_dataset(args.data_dir, _layout(args))
     print(dataset.describe())
-    cache = build_cache(dataset, ImageSize(args.height, args.width), args.workers, not args.quiet, args.rebuild)
+    size = training_input_size(CaptchaTrainConfig(height=args.height, width=args.width), dataset)
+    cache = build_cache(dataset, size, args.workers, not args.quiet, args.rebuild)
     nbytes = cache.data_path.stat().st_size
     print(f"cache: {cache.data_path} ({cache.count:,} x {cache.size.tag} x 3, {nbytes:,} bytes)")
     return 0
@@ -74,6 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def describe(trainer: Trainer) -> str:
         task = trainer.task
         return (
+            f"{task.dataset_text}\n"
             f"training {task.config.model} on {len(task.train_ids):,} images, validating on {len(task.val_ids):,};"
             f" {trainer.schedule_text()} of {task.batch_size} on {task.device} in {trainer.precision}"
             f"{trainer.world_text()}"
@@ -93,12 +119,14 @@ def _lexicon(recognizer, path: str | None):  # noqa: ANN001, ANN202
 def _read_split(args: argparse.Namespace):  # noqa: ANN202
     """The dataset, the split, its readings and how they were searched, for evaluate and predict."""
     from imcaption.api import Recognizer
-    from imcaption.captcha.dataset import CaptchaDataset
+    from imcaption.captcha.dataset import open_dataset
     from imcaption.captcha.image_cache import ensure_cache
     from imcaption.captcha.reading import read_cached, search_name
 
     recognizer = Recognizer.load(args.checkpoint, args.device, args.precision)
-    dataset = CaptchaDataset.open(args.data_dir)
+    dataset = open_dataset(args.data_dir, _layout(args, args.checkpoint))
+    if not args.quiet:
+        print(dataset.describe())
     split = dataset.split(args.split)
     cache = ensure_cache(dataset, recognizer.size, progress=not args.quiet)
     lexicon = _lexicon(recognizer, args.lexicon)
@@ -119,20 +147,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{t or '∅'}->{r or '∅'} x{n}" for t, r, n in report.confusions)
         print(f"top confusions (true -> read): {shown}")
     misread_path = Path(args.misread or Path(args.checkpoint).with_name(f"misread_{args.split}.txt"))
-    write_text_atomically(misread_path, "".join(f"a{i} {t} {p or '-'}\n" for i, t, p in report.misread))
+    lines = (f"{dataset.image_id(i)}{_separator(dataset)}{t}{_separator(dataset)}{p or '-'}\n"
+             for i, t, p in report.misread)  # fmt: skip
+    write_text_atomically(misread_path, "".join(lines))
     print(f"misread ids (id true read): {misread_path} ({len(report.misread):,} lines)")
     if args.json:
         write_text_atomically(args.json, json.dumps(report.summary(), indent=2) + "\n")
     return 0
 
 
+def _separator(dataset) -> str:  # noqa: ANN001
+    """words_captcha files use one space (`a123 word`); file names and labels of other layouts may hold spaces."""
+    return " " if dataset.is_words_layout else "\t"
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from imcaption.captcha.labels import LabelRow, write_labels
 
-    _, split, decoded, search = _read_split(args)
+    dataset, split, decoded, search = _read_split(args)
+    if not len(split):
+        raise ValueError(f"the {args.split} split of {args.data_dir} is empty; choose another with --split")
     # A word the model cannot read at all still gets a line, so the answer file has every id.
-    write_labels(args.out, [LabelRow(i, w or "-") for i, w in zip(split.indices, decoded.words, strict=True)])
-    print(f"wrote {args.out}: {len(split):,} answers for a{split.start}-a{split.stop - 1} ({search})")
+    if dataset.is_words_layout:
+        write_labels(args.out, [LabelRow(i, w or "-") for i, w in zip(split.indices, decoded.words, strict=True)])
+    else:
+        lines = (f"{dataset.files[i]}\t{w}\n" for i, w in zip(split.indices, decoded.words, strict=True))
+        write_text_atomically(args.out, "".join(lines))
+    first, last = dataset.image_id(split.indices[0]), dataset.image_id(split.indices[-1])
+    print(f"wrote {args.out}: {len(split):,} answers for {first} ... {last} ({search})")
     return 0
 
 
@@ -231,7 +273,7 @@ def _split_reader(sub: argparse._SubParsersAction, name: str, help_text: str, sp
 
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
-    parser.add_argument("data_dir", metavar="DATA_DIR")
+    parser.add_argument("data_dir", metavar="DATA_DIR", help=DATA_HELP)
     parser.add_argument("--split", choices=["train", "val", "test"], default=split, help=f"(default: {split})")
     parser.add_argument(
         "--batch-size",
@@ -241,7 +283,14 @@ def _split_reader(sub: argparse._SubParsersAction, name: str, help_text: str, sp
     )
     _reading_options(parser)
     add_quiet(parser)
+    _layout_options(parser, "dataset layout (default: as the checkpoint was trained)")
     return parser
+
+
+def _layout_options(parser: argparse.ArgumentParser, title: str) -> None:
+    from imcaption.captcha.layouts import DatasetLayout
+
+    add_config_options(parser, DatasetLayout(), title)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -265,16 +314,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=cmd_generate)
 
     cache = sub.add_parser("cache", help="decode every image once into a memory-mappable array")
-    cache.add_argument("data_dir", metavar="DATA_DIR")
+    cache.add_argument("data_dir", metavar="DATA_DIR", help=DATA_HELP)
     size = defaults.input_size
-    cache.add_argument("--height", type=int, default=size.height, help=f"(default: {size.height}, sat's input)")
-    cache.add_argument("--width", type=int, default=size.width, help=f"(default: {size.width}, sat's input)")
+    cache.add_argument("--height", type=int, default=0,
+                       help=f"(default: 0, what training picks: {size.height} for words_captcha)")  # fmt: skip
+    cache.add_argument("--width", type=int, default=0,
+                       help=f"(default: 0, what training picks: {size.width} for words_captcha)")  # fmt: skip
     cache.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     cache.add_argument("--rebuild", action="store_true", help="rebuild even if a valid cache exists")
     add_quiet(cache)
+    _layout_options(cache, "dataset layout")
     cache.set_defaults(func=cmd_cache)
 
-    train = add_train_command(sub, defaults, "train a captcha recognizer", "a words_captcha folder")
+    train = add_train_command(sub, defaults, "train a captcha recognizer", DATA_HELP)
     train.set_defaults(func=cmd_train)
 
     evaluate = _split_reader(sub, "evaluate", "accuracy, CER and confusions on a labeled split", "val")
@@ -320,5 +372,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         with_options(defaults, {"minutes": ASSIGNMENT_MINUTES}),
         "training options (a resumed run keeps its saved ones; --epochs N alone trains N epochs instead of the"
         " time budget)",
+        exclude=defaults.data,  # the assignment is the words_captcha layout
     )
     run.set_defaults(func=cmd_assignment)

@@ -17,12 +17,16 @@ if TYPE_CHECKING:
     from imcaption.engine.loop import Trainer
 
 
-def add_config_options(parser: argparse.ArgumentParser, config: Any, title: str) -> None:
-    """One --option per config field (nested loop fields included), shown with the config's default. Options
-    not given stay out of the parsed namespace, so `given_options` can tell them from defaults."""
+def add_config_options(parser: argparse.ArgumentParser, config: Any, title: str, exclude: Any = None) -> None:
+    """One --option per config field (nested loop fields included, those of the nested config `exclude` left
+    out), shown with the config's default. Options not given stay out of the parsed namespace, so
+    `given_options` can tell them from defaults."""
     group = parser.add_argument_group(title)
     defaults = flat_values(config)
+    left_out = config_fields(exclude) if exclude is not None else {}
     for name, f in config_fields(config).items():
+        if name in left_out:
+            continue
         default = defaults[name]
         group.add_argument(
             "--" + name.replace("_", "-"),

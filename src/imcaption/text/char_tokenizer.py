@@ -24,6 +24,16 @@ class CharTokenizer:
     def vocab_size(self) -> int:
         return len(SPECIALS) + len(self.charset)
 
+    @classmethod
+    def fit(cls, words: Sequence[str]) -> CharTokenizer:
+        """Every character the words use (sorted by code point) and the longest word's length."""
+        if not words:
+            raise ValueError("cannot fit a tokenizer to no words")
+        return cls("".join(sorted(set("".join(words)))), max(len(word) for word in words))
+
+    def can_write(self, word: str) -> bool:
+        return len(word) <= self.max_length and all(char in self.charset for char in word)
+
     def encode(self, word: str) -> list[int]:
         ids = []
         for char in word:
