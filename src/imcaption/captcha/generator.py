@@ -166,6 +166,15 @@ def word_for_index(vocabulary: Sequence[str], seed: int, index: int) -> str:
     return vocabulary[int(image_rng(seed, index).integers(len(vocabulary)))]
 
 
+def face_for_index(vocabulary: Sequence[str], seed: int, index: int, style: CaptchaStyle = CaptchaStyle()) -> str:
+    """The face image `index` is drawn in, from the same draws render_index makes first (nothing is drawn)."""
+    rng = image_rng(seed, index)
+    rng.integers(len(vocabulary))  # the word
+    if style.faithful_share and rng.random() < style.faithful_share:
+        style = replace(CaptchaStyle(), width=style.width, height=style.height)
+    return _pick_face(rng, style)
+
+
 def random_color(rng: np.random.Generator, max_luminance: float) -> tuple[int, int, int]:
     while True:
         r, g, b = (int(v) for v in rng.integers(0, 256, size=3))

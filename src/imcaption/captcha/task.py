@@ -30,6 +30,7 @@ MODEL_INPUT_SIZES = {"crnn": ImageSize(64, 128)}
 # Validation batches: on a CPU small enough for the decoder's per-step tensors to stay in the core's cache (see
 # READ_BATCH in recognizer.py for what batches of 500 cost), large on a GPU.
 VALIDATION_BATCH = {"cpu": 64, "cuda": 500}
+VALIDATION_SAMPLE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,13 @@ def encoder_channels(text: str) -> tuple[int, int, int, int]:
     return channels  # type: ignore[return-value]
 
 
+def validation_sample(count: int, limit: int | None) -> np.ndarray:
+    """Sorted rows of a seeded random sample of `limit` of `count` validation images (all of them without one)."""
+    if not limit or limit >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(VALIDATION_SAMPLE_SEED).choice(count, limit, replace=False))
+
+
 class CaptchaTask:
     """The captcha side of the training loop (imcaption.engine.loop.Task)."""
 
@@ -196,7 +204,10 @@ class CaptchaTask:
         return loss, {"exact_match": exact.float().mean().item()}
 
     def validate(self, limit: int | None = None, world: World = SINGLE) -> dict[str, float]:
-        val_ids, val_words = self.val_ids[:limit], self.val_words[:limit]
+        """Exact match and CER on the validation split, or with `limit` on a fixed random sample of it (the same
+        images at every validation of every run): the first N would be the first N ids, not a sample."""
+        rows = validation_sample(len(self.val_ids), limit)
+        val_ids, val_words = self.val_ids[rows], [self.val_words[row] for row in rows]
         mine = val_ids[world.shard(len(val_ids))]
         words: list[str] = []
         batch = VALIDATION_BATCH.get(self.device.type, VALIDATION_BATCH["cuda"])

@@ -37,7 +37,8 @@ class LoopConfig:
         "exactly when the time is up, measured as training goes; 0: train for --epochs",
     )
     val_subset: int = option(
-        2000, "with --minutes: validate on the first N validation images during training, on all at the end"
+        2000,
+        "with --minutes: validate on a fixed random sample of N validation images during training, on all at the end",
     )
     batch_size: int = option(128, "images per step")
     lr: float = option(3e-3, "peak learning rate (AdamW)")
