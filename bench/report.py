@@ -231,6 +231,42 @@ def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
     return [*rows, ""]
 
 
+def families_section(families: dict | None) -> list[str]:
+    """`sat` and the CRNN peer on captchas drawn by third-party libraries (bench/captcha_families.py)."""
+    if not families:
+        return []
+    rows = [
+        "## Other captcha families (`bench/captcha_families.py` → `results/captcha_families.json`)",
+        "",
+        "Captchas drawn by two PyPI libraries (`pip install -e .[families]`) in the file-name layout "
+        "(`LABEL_00013.png`), split 80/10/10 by `imcaption captcha train`'s fixed draw, which also takes the charset "
+        "and lengths from the training labels and the input size from the images. Each model trains for the same "
+        "wall-clock budget; the best checkpoint by validation exact match reads the validation and the test split "
+        "with its default search (`captcha evaluate` without options). Images: train / validation / test.",
+        "",
+        "| family | charset size | lengths | images | minutes | model | validation exact match "
+        "| test exact match | test CER |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    in_order = sorted(families.items(), key=lambda item: (item[1]["family"], item[1]["model"] != "sat", item[0]))
+    for name, r in in_order:  # by family, our default model first
+        images, (shortest, longest) = r["images"], r["label_lengths"]
+        lengths = f"{shortest}" if shortest == longest else f"{shortest}-{longest}"
+        rows.append(
+            f"| `{r['family']}` | {r['charset_size']} | {lengths} | {images['train']:,} / {images['val']:,} / "
+            f"{images['test']:,} | {r['budget_minutes']:g} | {r['model']} | {pct(r['val_exact_match'])} | "
+            f"{pct(r['test_exact_match'])} | {pct(r['test_cer'])} |"
+        )
+        notes.append(
+            f"- `{name}`: `{r['library']}`, images {r['image_width']} px wide and {r['image_height']} high, read at "
+            f"{r['input_size']} (height x width); {r['steps']:,} steps in {r['train_minutes']:g} minutes; seed "
+            f"{r['seed']}. "
+            f"Made by: {made_by(r, with_cpu=True)}."
+        )
+    return [*rows, "", *notes, ""]
+
+
 def scenes_section(scenes: dict | None, mobilenet: dict | None) -> list[str]:
     if not scenes:
         return ["## Captioning", "", "Not measured yet: run `python -m bench.scenes`.", ""]
@@ -907,6 +943,7 @@ def render() -> str:
         *model_section(runs),
         *rerun_section(runs, load("scenes.json"), load("scenes_v0.1.json")),
         *probe_section(load("captcha_probes.json"), runs),
+        *families_section(load("captcha_families.json")),
         *profile_section(
             {path.stem[14:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("infer_profile_*.json"))}
         ),
