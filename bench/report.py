@@ -267,6 +267,41 @@ def families_section(families: dict | None) -> list[str]:
     return [*rows, "", *notes, ""]
 
 
+def errors_section(results: dict[str, dict]) -> list[str]:
+    """Where a recognizer's misreads are (bench/captcha_errors.py): by face, length, position and letter."""
+    rows = []
+    for name, r in sorted(results.items()):
+        faces = ", ".join(f"{face} {pct(v['exact_match'])} ({v['count']:,})" for face, v in r["by_face"].items())
+        lengths = ", ".join(f"{n} letters {pct(v['exact_match'])}" for n, v in r["by_length"].items())
+        positions = ", ".join(f"{int(p) + 1}: {pct(v)}" for p, v in r["letter_error_by_position"].items())
+        worst = sorted(r["letter_error_by_letter"].items(), key=lambda item: -item[1])[:8]
+        letters = ", ".join(f"`{c}` {pct(v)}" for c, v in worst)
+        confusions = "; ".join(
+            f"{face}: " + ", ".join(f"{pair} ×{n}" for pair, n in pairs[:6])
+            for face, pairs in r["confusions_by_face"].items()
+        )
+        misread_quantiles = " / ".join(f"{q:.3f}" for q in r["misread_confidence_p10_p50_p90"])
+        correct_quantiles = " / ".join(f"{q:.3f}" for q in r["correct_confidence_p10_p50_p90"])
+        below = r["below_0.5"]
+        rows += [
+            f"### `{name}`: {pct(r['exact_match'])} of {r['images']:,} validation images ({r['reading']})",
+            "",
+            f"- By face (images): {faces}.",
+            f"- By word length: {lengths}.",
+            f"- Letter error rate by position: {positions}. Worst letters: {letters}.",
+            f"- Confusions (true->read, ∅ a missing or extra letter) by face: {confusions}.",
+            f"- Confidence of misreads p10 / p50 / p90: {misread_quantiles}; of correct readings: {correct_quantiles}."
+            f" Below 0.5: {pct(below['share_of_misreads'])} of misreads, {pct(below['share_of_correct'])} of "
+            "correct readings.",
+            f"- 24 misreads with their attention: [{r['sheet']}]({r['sheet']}).",
+            f"- Made by: {made_by(r, with_cpu=True)}; data seed {r['seed']}.",
+            "",
+        ]
+    if not rows:
+        return []
+    return ["## Where the misreads are (`bench/captcha_errors.py` → `results/captcha_errors_*.json`)", "", *rows]
+
+
 def scenes_section(scenes: dict | None, mobilenet: dict | None) -> list[str]:
     if not scenes:
         return ["## Captioning", "", "Not measured yet: run `python -m bench.scenes`.", ""]
@@ -944,6 +979,9 @@ def render() -> str:
         *rerun_section(runs, load("scenes.json"), load("scenes_v0.1.json")),
         *probe_section(load("captcha_probes.json"), runs),
         *families_section(load("captcha_families.json")),
+        *errors_section(
+            {path.stem[15:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("captcha_errors_*.json"))}
+        ),
         *profile_section(
             {path.stem[14:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("infer_profile_*.json"))}
         ),
