@@ -202,8 +202,9 @@ def test_a_killed_training_resumes_to_the_same_weights(
     os.kill(process.pid, signal.SIGKILL)  # no handler runs: whatever was on disk is all there is
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    # The same command again, as a user would run it (a run killed before its first checkpoint starts anew).
-    resumed = open_run(CaptchaTask, easy_dataset, tmp_path, OPTIONS, resume=True, progress=False)
+    # Resumed as a user would: with --resume where a checkpoint was saved, anew where it was killed before one.
+    saved = (tmp_path / "last.pt").is_file()
+    resumed = open_run(CaptchaTask, easy_dataset, tmp_path, OPTIONS, resume=saved, progress=False)
     assert resumed.state.step in (0, 4, 8)  # 0: killed before the first checkpoint was saved
     resumed.run()
     expected = _weights(straight_run)
