@@ -37,6 +37,8 @@ def browser() -> Iterator[object]:
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,1200"):
         options.add_argument(flag)
+    # No host but loopback resolves: a page that leans on a CDN breaks here as it would on an offline machine.
+    options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
@@ -85,3 +87,18 @@ def test_the_page_reads_an_uploaded_captcha_and_draws_attention(
         assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 5_000
         if os.environ.get("IMCAPTION_SCREENSHOTS"):
             shutil.copy(screenshot, Path(os.environ["IMCAPTION_SCREENSHOTS"]) / "web_page.png")
+
+
+def test_the_api_docs_render_with_no_internet(browser, trained_sat: Path) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with LiveServer(create_app(load_served_model(trained_sat, "pytorch")), free_port()) as server:
+        browser.get(server.url + "/docs")
+        operations = ".swagger-ui .opblock .opblock-summary-path"
+        WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, operations))
+        paths = {e.get_attribute("data-path") for e in browser.find_elements(By.CSS_SELECTOR, operations)}
+        assert {"/v1/read", "/v1/caption", "/healthz"} <= paths, paths
+        browser.get(server.url + "/redoc")
+        WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".redoc-wrap"))
+        WebDriverWait(browser, 30).until(lambda d: "/v1/read" in d.find_element(By.TAG_NAME, "body").text)

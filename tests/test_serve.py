@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,11 +39,12 @@ LIMITS = replace(CORPUS_LIMITS, batch_window_ms=30, max_batch=16)
 
 
 class LiveServer:
-    """uvicorn in a thread on a free loopback port."""
+    """uvicorn in a thread on a free loopback port; `options` are more of uvicorn.Config's (`uvicorn_options`)."""
 
-    def __init__(self, app, port: int) -> None:  # noqa: ANN001
+    def __init__(self, app, port: int, **options: object) -> None:  # noqa: ANN001
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", timeout_keep_alive=2)
+        options = {"log_level": "critical", "timeout_keep_alive": 2, **options}
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)  # type: ignore[arg-type]
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -323,3 +325,12 @@ def test_serve_settings_travel_to_the_workers_intact() -> None:
         ServeSettings("m.pt", workers=0)
     with pytest.raises(ValueError, match="backend must be one of auto, pytorch, onnxruntime"):
         ServeSettings("m.pt", backend="tensorflow")
+
+
+def test_the_docs_pages_load_every_script_and_style_from_this_server(server: LiveServer) -> None:
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{server.url}{page}").text
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        assert len(assets) >= 2 and "://" not in html, (page, assets)  # no CDN, no web font
+        for asset in assets:
+            assert asset.startswith("/") and httpx.get(f"{server.url}{asset}").status_code == 200, asset

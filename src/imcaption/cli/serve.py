@@ -20,6 +20,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         batch_window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
+        max_queue=args.max_queue,
+        deadline_ms=args.deadline_ms,
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
+        max_connections=args.max_connections,
+        keep_alive_s=args.keep_alive_s,
     )
     serve(ServeSettings(args.model, args.backend, limits, args.workers), args.host, args.port, args.log_level)
     return 0
@@ -67,6 +73,46 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--max-batch", type=int, default=DEFAULTS.max_batch, help="most images in one model call (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=positive_int,
+        default=DEFAULTS.max_queue,
+        help="images a worker process holds waiting for decoding, and again for the model; a request past it is "
+        "refused at once with 503 and Retry-After (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--deadline-ms",
+        type=float,
+        default=DEFAULTS.deadline_ms,
+        help="a request that has not reached the model this long after its body arrived is refused with 503, "
+        "not answered late (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--header-timeout-s",
+        type=float,
+        default=DEFAULTS.header_timeout_s,
+        help="time a client has to send a request's headers; then 408 and the connection is closed "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=DEFAULTS.body_timeout_s,
+        help="time a client has to send a request's body once its headers are in; then 408 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=DEFAULTS.max_connections,
+        help="open connections (or requests in progress) per worker process past which a request is answered "
+        "503 unread (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--keep-alive-s",
+        type=positive_int,
+        default=DEFAULTS.keep_alive_s,
+        help="an idle keep-alive connection is closed after this many seconds (default: %(default)s)",
     )
     serve.add_argument(
         "--log-level",

@@ -1,4 +1,4 @@
-"""What the service accepts; every limit is a command-line option of `imcaption serve`."""
+"""What the service accepts and how much it takes on; every limit is a command-line option of `imcaption serve`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,31 @@ class ServiceLimits:
     # Micro-batching: wait at most this long for more requests, and never batch more than this many images.
     batch_window_ms: float = 4.0
     max_batch: int = 64
+    # Images a worker process holds waiting for decoding, and again waiting for the model; a request that would
+    # go past either is refused at once (503). 256 is about a second of one worker's model calls on the 2-core
+    # machines of bench/results/serve*.json (150-300 images/s each), so a full queue drains within the deadline.
+    max_queue: int = 256
+    # From the moment the request's body is in: a request not yet in a model call by then is answered 503, not
+    # late. Two-core p99 is 50-130 ms at 16 clients; past a few seconds a caller has given up or retried anyway.
+    deadline_ms: float = 3000.0
+    # A client has this long to send a request's headers, and this long for its body (8 MB at 1.1 Mbit/s); one
+    # that dribbles bytes would otherwise hold a connection, and the memory of its body, for ever.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    # uvicorn's limit_concurrency, per worker process: past this many connections (or requests in progress)
+    # new requests are answered 503 before any is read. Bounds the bodies in memory as well as the sockets.
+    max_connections: int = 512
+    # An idle keep-alive connection is closed after this long (uvicorn's own default, made explicit).
+    keep_alive_s: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_pixels", "max_images", "max_batch"):
+        for name in ("max_body_bytes", "max_pixels", "max_images", "max_batch", "max_queue", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("deadline_ms", "header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be above 0, got {getattr(self, name)}")
         if self.batch_window_ms < 0:
             raise ValueError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
+        if self.max_queue < self.max_images:  # else a full-sized request could never be queued
+            raise ValueError(f"max_queue ({self.max_queue}) must be at least max_images ({self.max_images})")

@@ -8,6 +8,8 @@ them through the environment."""
 
 from __future__ import annotations
 
+import functools
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -15,8 +17,9 @@ import signal
 import socket
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from imcaption.serve.limits import ServiceLimits
 from imcaption.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -55,6 +58,21 @@ def app_from_environment() -> FastAPI:
     return create_app(load_for_serving(settings), settings.limits)
 
 
+def uvicorn_options(limits: ServiceLimits) -> dict[str, Any]:
+    """uvicorn's keyword settings for the service: one place, so that the three ways `serve` starts uvicorn (one
+    process, its own supervisor's workers, uvicorn's) agree."""
+    from imcaption.serve.protocol import GuardedHttpProtocol
+
+    return {
+        # A partial, not a subclass made here: uvicorn's own supervisor pickles it into each worker process.
+        "http": functools.partial(GuardedHttpProtocol, header_timeout=limits.header_timeout_s),
+        "limit_concurrency": limits.max_connections,
+        "timeout_keep_alive": limits.keep_alive_s,
+        # A request in progress is answered or refused within its deadline; a stop waits that long, not for ever.
+        "timeout_graceful_shutdown": math.ceil(limits.deadline_ms / 1000) + 1,
+    }
+
+
 def model_info(settings: ServeSettings) -> dict:
     """What the service would serve (model kind, backend, input size); raises what loading the model raises."""
     from imcaption.serve.models import load_served_model
@@ -72,7 +90,8 @@ def serve(settings: ServeSettings, host: str, port: int, log_level: str) -> None
 
         model = load_for_serving(settings)
         _announce(settings, model.info, host, port)
-        uvicorn.run(create_app(model, settings.limits), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(model, settings.limits), host=host, port=port, log_level=log_level,
+                    **uvicorn_options(settings.limits))  # fmt: skip
         return
     # Port 0 would give each worker a port of its own; the kernel spreads connections this way on Linux only.
     own_sockets = port != 0 and hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux"
@@ -87,7 +106,7 @@ def serve(settings: ServeSettings, host: str, port: int, log_level: str) -> None
         supervise(settings.workers, host, port, log_level)
     else:
         uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=settings.workers, host=host, port=port,
-                    log_level=log_level)  # fmt: skip
+                    log_level=log_level, **uvicorn_options(settings.limits))  # fmt: skip
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -125,9 +144,11 @@ def run_worker(host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     stop_with_parent()
+    limits = ServeSettings.from_json(os.environ[SETTINGS_VARIABLE]).limits
     app = app_from_environment()
     sock = listening_socket(host, port)
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level)).run(sockets=[sock])
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_options(limits))
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def stop_with_parent() -> None:
