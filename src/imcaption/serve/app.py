@@ -33,7 +33,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from imcaption import __version__
-from imcaption.images import ImageSize, png_pixels, to_model_input, upright
+from imcaption.images import IMAGE_FORMATS, ImageSize, png_pixels, to_model_input, upright
 from imcaption.serve.batcher import DeadlineExceeded, MicroBatcher, ModelError, Overloaded, QueueFull
 from imcaption.serve.limits import ServiceLimits
 from imcaption.serve.models import ServedModel
@@ -42,8 +42,6 @@ STATIC = resources.files("imcaption.serve") / "static"
 # Swagger UI and ReDoc, the very files FastAPI's docs pages would fetch from a CDN, shipped by a PyPI package.
 DOCS_ASSETS = resources.files("fastapi_offline") / "static"
 RAW_TYPES = ("application/octet-stream",)
-# Raster formats only: Pillow would also open EPS (through Ghostscript) and other formats a service has no use for.
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 
 
 class ServiceError(Exception):
