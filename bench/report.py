@@ -922,6 +922,35 @@ def serve_section(serve: dict | None, others: dict[str, dict]) -> list[str]:
     ]
 
 
+def soak_section(results: dict[str, dict]) -> list[str]:
+    """The service held at a fixed load for minutes with good and bad uploads (bench/soak.py)."""
+    rows = []
+    for name, r in sorted(results.items()):
+        growth = r["server_rss_end_gb"] / r["server_rss_start_gb"] - 1
+        statuses = ", ".join(f"{code if code != '0' else 'no answer'}: {n:,}" for code, n in r["by_status"].items())
+        per_minute = ", ".join(f"{m['p50_ms']:g} / {m['p99_ms']:g}" for m in r["per_minute"])
+        rows += [
+            f"### `{name}`: {r['minutes']:g} minutes at {r['rate_per_s']:g} requests/s ({r['load']})",
+            "",
+            f"- Model: `{r['model']}`, {r['server'].get('backend', '?')}, {r['server'].get('worker_processes', '?')} "
+            f"worker processes; capacity probe: {r['probe']['answers_per_s']:g} answers/s with "
+            f"{r['probe']['clients']} clients for {r['probe']['seconds']:g} s.",
+            f"- Uploads: {r['uploads']['captchas']:,} generated captchas checked against the model's own offline "
+            f"reading, plus {pct(r['uploads']['bad_share'])} bad uploads ({', '.join(r['uploads']['bad_kinds'])}).",
+            f"- Requests: {r['requests']:,}; by status: {statuses}; wrong answers: {r['wrong_answers']:,}.",
+            f"- Latency from when each request was due, p50 / p99 per minute (ms): {per_minute}; overall p99 "
+            f"{r['p99_ms']:g} ms.",
+            f"- Server RSS: {r['server_rss_start_gb']:g} GB at the start, {r['server_rss_end_gb']:g} GB at the end "
+            f"({100 * growth:+.1f} %), peak {r['server_peak_rss_gb']:g} GB; answering afterwards: "
+            f"{'yes' if r['alive_after'] else 'no'}.",
+            f"- Made by: {made_by(r, with_cpu=True)}.",
+            "",
+        ]
+    if not rows:
+        return []
+    return ["## Soak (`bench/soak.py` → `results/soak_*.json`)", "", *rows]
+
+
 def scaling_section(results: dict[str, dict]) -> list[str]:
     """Data-parallel scaling under torchrun (bench/scaling.py)."""
     if not results:
@@ -996,6 +1025,7 @@ def render() -> str:
             load("serve.json"),
             {path.name: json.loads(path.read_text()) for path in sorted(RESULTS.glob("serve_*.json"))},
         ),
+        *soak_section({path.stem[5:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("soak_*.json"))}),
         *scaling_section(
             {path.stem[8:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("scaling_*.json"))}
         ),
