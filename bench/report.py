@@ -951,6 +951,23 @@ def soak_section(results: dict[str, dict]) -> list[str]:
     return ["## Soak (`bench/soak.py` → `results/soak_*.json`)", "", *rows]
 
 
+def cache_race_section(race: dict | None) -> list[str]:
+    """Two cache builders on one dataset at once (bench/cache_race.py)."""
+    if not race:
+        return []
+    return [
+        "## Concurrent cache builds (`bench/cache_race.py` → `results/cache_race.json`)",
+        "",
+        f"Two `imcaption captcha cache` processes started a moment apart on one {race['images']:,}-image set, "
+        f"{race['rounds']} times (the second 0 to {0.05 * (race['rounds'] - 1):.2f} s after the first): every "
+        f"process exited 0: {'yes' if race['all_exit_0'] else 'no'}; caches that differ from a single build's "
+        f"bytes: {race['corrupt_caches']}; temporary files left: {race['leftover_temporary_files']}; rounds in "
+        f"which one builder waited for the other: {race['rounds_where_one_waited']}. "
+        f"Made by: {made_by(race, with_cpu=True)}.",
+        "",
+    ]
+
+
 def scaling_section(results: dict[str, dict]) -> list[str]:
     """Data-parallel scaling under torchrun (bench/scaling.py)."""
     if not results:
@@ -1025,6 +1042,7 @@ def render() -> str:
             load("serve.json"),
             {path.name: json.loads(path.read_text()) for path in sorted(RESULTS.glob("serve_*.json"))},
         ),
+        *cache_race_section(load("cache_race.json")),
         *soak_section({path.stem[5:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("soak_*.json"))}),
         *scaling_section(
             {path.stem[8:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("scaling_*.json"))}
