@@ -274,10 +274,31 @@ def run_facts(run: Path) -> dict[str, Any]:
     }
 
 
-def scores(reports: dict[str, dict]) -> dict[str, float]:
+def scores(reports: dict[str, dict]) -> dict[str, Any]:
     return {
-        f"{split}_{metric}": round(r[metric], 5) for split, r in reports.items() for metric in ("exact_match", "cer")
+        **{
+            f"{split}_{metric}": round(r[metric], 5)
+            for split, r in reports.items()
+            for metric in ("exact_match", "cer")
+        },
+        "test_top_confusions": reports["test"]["top_confusions"][:6],
     }
+
+
+def look_alike_share(run: Path, split: str, pairs: tuple[tuple[str, str], ...] = (("O", "0"),)) -> float | None:
+    """The share of a split's misreads that are right once each pair of look-alike characters counts as one
+    (`0` and `O` in most faces): how much of the error no reader of these images could be sure of."""
+    misread = run / f"misread_{split}.txt"
+    if not misread.is_file():
+        return None
+    rows = [line.split("\t") for line in misread.read_text(encoding="utf-8").splitlines() if line]
+
+    def folded(text: str) -> str:
+        for a, b in pairs:
+            text = text.replace(a, b)
+        return text
+
+    return round(sum(folded(truth) == folded(read) for _, truth, read in rows) / len(rows), 4) if rows else 0.0
 
 
 def result_entry(made_by: dict, seed: int, family: Family, model: str, facts: dict, run: Path,
@@ -286,7 +307,8 @@ def result_entry(made_by: dict, seed: int, family: Family, model: str, facts: di
     clean = not made_by["git_commit"].endswith("+changes")  # tracked files only, as git_commit looks at them
     made = {**made_by, "tree_clean": clean, "seed": seed}
     drawn = {"family": family.name, "library": family.requirement, "drawn_with": family.settings}
-    return {**made, **drawn, "model": model, **facts, **run_facts(run), **scores(reports)}
+    look_alike = {"test_misreads_only_0_O": look_alike_share(run, "test")}
+    return {**made, **drawn, "model": model, **facts, **run_facts(run), **scores(reports), **look_alike}
 
 
 def merge_result(path: Path, key: str, entry: dict) -> None:

@@ -245,8 +245,8 @@ def families_section(families: dict | None) -> list[str]:
         "with its default search (`captcha evaluate` without options). Images: train / validation / test.",
         "",
         "| family | charset size | lengths | images | minutes | model | validation exact match "
-        "| test exact match | test CER |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| test exact match | test CER | test misreads that are 0↔O only |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     in_order = sorted(families.items(), key=lambda item: (item[1]["family"], item[1]["model"] != "sat", item[0]))
@@ -256,12 +256,14 @@ def families_section(families: dict | None) -> list[str]:
         rows.append(
             f"| `{r['family']}` | {r['charset_size']} | {lengths} | {images['train']:,} / {images['val']:,} / "
             f"{images['test']:,} | {r['budget_minutes']:g} | {r['model']} | {pct(r['val_exact_match'])} | "
-            f"{pct(r['test_exact_match'])} | {pct(r['test_cer'])} |"
+            f"{pct(r['test_exact_match'])} | {pct(r['test_cer'])} | {pct(r.get('test_misreads_only_0_O'))} |"
         )
+        confusions = ", ".join(f"{c['true'] or '∅'}->{c['read'] or '∅'} ×{c['count']}"
+                               for c in r.get("test_top_confusions", ()))  # fmt: skip
         notes.append(
             f"- `{name}`: `{r['library']}`, images {r['image_width']} px wide and {r['image_height']} high, read at "
             f"{r['input_size']} (height x width); {r['steps']:,} steps in {r['train_minutes']:g} minutes; seed "
-            f"{r['seed']}. "
+            f"{r['seed']}. Most frequent test confusions (true->read): {confusions or 'not recorded'}. "
             f"Made by: {made_by(r, with_cpu=True)}."
         )
     return [*rows, "", *notes, ""]
