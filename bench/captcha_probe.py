@@ -5,7 +5,8 @@
     python -m bench.captcha_probe par_15 --minutes 15 -- --model par
 
 The protocol: `imcaption captcha train data/words_captcha --minutes M TRAIN_OPTIONS` on the full training set, the
-same fixed validation subset during training (the first 2,000 validation images), the whole 20,000-image
+same fixed validation subset during training (2,000 validation images: a seeded random sample since imcaption 0.3,
+the first 2,000 before), the whole 20,000-image
 validation split at the end, an idle machine (`--shared` records that it was not). An interrupted probe resumes
 with the time it had left; a finished one is only read again. The row holds the options, the full validation
 exact match and CER, the subset curve, minutes to 90 % on that curve, steps, training images/s, parameters and
