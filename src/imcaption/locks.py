@@ -42,7 +42,10 @@ def folder_lock(folder: str | Path, purpose: str, wait: bool = True, name: str =
         waited = _acquire(fd, lock_path, wait)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {purpose}\n".encode(), 0)
-        yield waited
+        try:
+            yield waited
+        finally:
+            os.ftruncate(fd, 0)  # no stale pid left behind: the file says nothing while nobody holds it
     finally:
         os.close(fd)  # closing the only descriptor releases the lock
 
@@ -55,8 +58,7 @@ def _acquire(fd: int, lock_path: Path, wait: bool) -> bool:
         holder = lock_holder(lock_path)
         if not wait:
             raise FolderBusyError(
-                f"{lock_path.parent} is in use by process {holder}; "
-                "wait for it to finish, or use another folder"
+                f"{lock_path.parent} is in use by process {holder}; wait for it to finish, or use another folder"
             ) from None
         print(f"waiting for process {holder}, which holds {lock_path.parent}", file=sys.stderr, flush=True)
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -31,7 +31,7 @@ from imcaption.captcha.labels import LabelRow, write_labels
 from imcaption.engine.progress import progress_bar
 from imcaption.files import TEMP_SUFFIX, remove_dead_temps
 from imcaption.locks import folder_lock
-from imcaption.manifest import claim_folder, mark_complete
+from imcaption.manifest import check_claimable, claim_folder, mark_complete
 
 MANIFEST_KIND = "imcaption-captcha-dataset"
 GENERATOR_VERSION = 1  # raise when the same (seed, index) would draw another image
@@ -423,6 +423,8 @@ def generate_dataset(
     check_style(style)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # Refused before the lock file is made: a folder that holds another dataset is left exactly as it was.
+    check_claimable(out, dataset_manifest(vocabulary, count, seed, style), foreign=_holds_a_dataset(out))
     # A second generator into the same folder waits, then finds the images drawn (same settings) or is refused.
     with folder_lock(out, "generating captchas"):
         return _generate_locked(out, vocabulary, count, seed, workers, style, progress)
@@ -431,8 +433,7 @@ def generate_dataset(
 def _generate_locked(out: Path, vocabulary: Sequence[str], count: int, seed: int, workers: int | None,
                      style: CaptchaStyle, progress: bool) -> int:  # fmt: skip
     wanted = dataset_manifest(vocabulary, count, seed, style)
-    labels = (out / LABEL_FILE).exists() or (out / TEST_LABEL_FILE).exists()
-    claim_folder(out, wanted, foreign=labels or any(out.glob("a*.png")))
+    claim_folder(out, wanted, foreign=_holds_a_dataset(out))
     remove_dead_temps(out)
     existing = {entry.name for entry in os.scandir(out)}
     missing = [i for i in range(count) if f"a{i}.png" not in existing]
@@ -441,6 +442,10 @@ def _generate_locked(out: Path, vocabulary: Sequence[str], count: int, seed: int
     _write_label_files(out, vocabulary, count, seed)
     mark_complete(out, wanted)
     return len(missing)
+
+
+def _holds_a_dataset(out: Path) -> bool:
+    return (out / LABEL_FILE).exists() or (out / TEST_LABEL_FILE).exists() or any(out.glob("a*.png"))
 
 
 def _write_label_files(out: Path, vocabulary: Sequence[str], count: int, seed: int) -> None:

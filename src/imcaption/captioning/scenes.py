@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from imcaption.engine.progress import progress_bar
 from imcaption.files import remove_dead_temps, write_atomically, write_text_atomically
 from imcaption.locks import folder_lock
-from imcaption.manifest import claim_folder, mark_complete
+from imcaption.manifest import check_claimable, claim_folder, mark_complete
 
 SCENES_VERSION = 1  # raise when the same (seed, index) would draw another scene
 SHAPES = ("circle", "square", "triangle", "diamond")
@@ -179,15 +179,24 @@ def generate_scenes(
     if count < 2 or test_count < 0:
         raise ValueError(f"need at least 2 scenes for train and val and a test count >= 0, got {count}, {test_count}")
     out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out, "generating scenes"):
+    check_claimable(out, _wanted(count, seed, side, val_fraction, test_count), foreign=_holds_a_dataset(out))
+    with folder_lock(out, "generating scenes"):  # made only once the folder is known to be ours
         _generate_locked(out, count, seed, side, val_fraction, test_count, progress)
+
+
+def _wanted(count: int, seed: int, side: int, val_fraction: float, test_count: int) -> dict:
+    return {"kind": "imcaption-scenes-dataset", "generator_version": SCENES_VERSION, "seed": seed,
+            "count": count, "side": side, "val_fraction": val_fraction, "test_count": test_count}  # fmt: skip
+
+
+def _holds_a_dataset(out: Path) -> bool:
+    return (out / "annotations").exists() or (out / "images").exists()
 
 
 def _generate_locked(out: Path, count: int, seed: int, side: int, val_fraction: float, test_count: int,
                      progress: bool) -> None:  # fmt: skip
-    wanted = {"kind": "imcaption-scenes-dataset", "generator_version": SCENES_VERSION, "seed": seed,
-              "count": count, "side": side, "val_fraction": val_fraction, "test_count": test_count}  # fmt: skip
-    claim_folder(out, wanted, foreign=(out / "annotations").exists() or (out / "images").exists())
+    wanted = _wanted(count, seed, side, val_fraction, test_count)
+    claim_folder(out, wanted, foreign=_holds_a_dataset(out))
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(exist_ok=True)
     remove_dead_temps(out / "images")
