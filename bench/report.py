@@ -924,6 +924,11 @@ def serve_section(serve: dict | None, others: dict[str, dict]) -> list[str]:
     ]
 
 
+def soak_target(r: dict, growth: float) -> bool:
+    expected = set(r["by_status"]) <= {"200", "413", "422", "503"}
+    return expected and not r["wrong_answers"] and abs(growth) <= 0.10
+
+
 def soak_section(results: dict[str, dict]) -> list[str]:
     """The service held at a fixed load for minutes with good and bad uploads (bench/soak.py)."""
     rows = []
@@ -944,7 +949,8 @@ def soak_section(results: dict[str, dict]) -> list[str]:
             f"{r['p99_ms']:g} ms.",
             f"- Server RSS: {r['server_rss_start_gb']:g} GB at the start, {r['server_rss_end_gb']:g} GB at the end "
             f"({100 * growth:+.1f} %), peak {r['server_peak_rss_gb']:g} GB; answering afterwards: "
-            f"{'yes' if r['alive_after'] else 'no'}.",
+            f"{'yes' if r['alive_after'] else 'no'}. Target (issue 31: no unexpected status, no wrong answer, RSS "
+            f"flat within 10 %): {met(soak_target(r, growth))}.",
             f"- Made by: {made_by(r, with_cpu=True)}.",
             "",
         ]
