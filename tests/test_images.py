@@ -138,3 +138,26 @@ def test_the_png_fast_path_gives_pillows_pixels_or_steps_aside(tmp_path: Path) -
     data = (tmp_path / "rgb.png").read_bytes()[:-200]
     with Image.open(io.BytesIO(data)) as image:
         assert png_pixels(image, data) is None
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_damaged_pngs_never_reach_libpng_which_leaks_on_them() -> None:
+    from imcaption.images import whole_png
+
+    pixels = np.random.default_rng(1).integers(0, 256, (320, 600, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    whole = buffer.getvalue()
+    flipped = bytearray(whole)
+    flipped[len(whole) // 2] ^= 0xFF
+    damaged = {"truncated": whole[: len(whole) // 2], "a flipped byte": bytes(flipped), "no IEND": whole[:-12]}
+    assert whole_png(whole) and not any(whole_png(data) for data in damaged.values())
+    before = _rss_mb()
+    for _ in range(150):  # each one that reached libpng kept about 280 KB: 40 MB here
+        for data in damaged.values():
+            with Image.open(io.BytesIO(data)) as image:
+                assert png_pixels(image, data) is None
+    assert _rss_mb() - before < 15
