@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a file, not with -m: make `bench` import
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.provenance import provenance  # noqa: E402
+from imcaption.captcha.metrics import character_confusions  # noqa: E402
 from imcaption.files import write_text_atomically  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -30,23 +31,12 @@ DOCS = Path(__file__).parent.parent / "docs"
 SHEET_IMAGES = 24
 
 
-def letter_errors(truth: str, read: str) -> tuple[list[int], list[tuple[str, str]]]:
-    """Positions of `truth` that the reading got wrong, and the (true, read) pairs of every edit ("" for a
-    missing or an extra letter), from the Levenshtein edit operations."""
+def wrong_positions(truth: str, read: str) -> set[int]:
+    """Positions of `truth` the reading got wrong (an extra letter is charged to the position it comes before),
+    from the Levenshtein edit operations."""
     from rapidfuzz.distance import Levenshtein
 
-    wrong, pairs = [], []
-    for op in Levenshtein.editops(truth, read):
-        if op.tag == "replace":
-            wrong.append(op.src_pos)
-            pairs.append((truth[op.src_pos], read[op.dest_pos]))
-        elif op.tag == "delete":
-            wrong.append(op.src_pos)
-            pairs.append((truth[op.src_pos], ""))
-        else:  # insert: an extra letter, charged to the position it comes before
-            wrong.append(min(op.src_pos, len(truth) - 1))
-            pairs.append(("", read[op.dest_pos]))
-    return wrong, pairs
+    return {min(op.src_pos, len(truth) - 1) for op in Levenshtein.editops(truth, read)}
 
 
 def rate_table(groups: dict, correct: dict) -> dict:
@@ -61,22 +51,27 @@ def breakdown(truths: list[str], reads: list[str], faces: list[str]) -> dict:
     lengths_ok = Counter(len(t) for t, r in zip(truths, reads, strict=True) if t == r)
     positions, positions_wrong = Counter(), Counter()
     letters, letters_wrong = Counter(), Counter()
-    confusions: dict[str, Counter] = defaultdict(Counter)
-    for truth, read, face in zip(truths, reads, faces, strict=True):
+    for truth, read in zip(truths, reads, strict=True):
         positions.update(range(len(truth)))
         letters.update(truth)
-        if truth == read:
-            continue
-        wrong, pairs = letter_errors(truth, read)
-        positions_wrong.update(set(wrong))
-        letters_wrong.update(truth[i] for i in set(wrong))
-        confusions[face].update(f"{t or '∅'}->{r or '∅'}" for t, r in pairs)
+        if truth != read:
+            wrong = wrong_positions(truth, read)
+            positions_wrong.update(wrong)
+            letters_wrong.update(truth[i] for i in wrong)
+    readings_by_face: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for truth, read, face in zip(truths, reads, faces, strict=True):
+        readings_by_face[face][0].append(read)
+        readings_by_face[face][1].append(truth)
+    confusions = {
+        face: [[f"{t or '∅'}->{r or '∅'}", n] for t, r, n in character_confusions(face_reads, face_truths, top=12)]
+        for face, (face_reads, face_truths) in sorted(readings_by_face.items())
+    }
     return {
         "by_face": rate_table(by_face, by_face_ok),
         "by_length": rate_table(lengths, lengths_ok),
         "letter_error_by_position": {str(p): round(positions_wrong[p] / positions[p], 6) for p in sorted(positions)},
         "letter_error_by_letter": {c: round(letters_wrong[c] / letters[c], 6) for c in sorted(letters)},
-        "confusions_by_face": {face: counts.most_common(12) for face, counts in sorted(confusions.items())},
+        "confusions_by_face": {face: pairs for face, pairs in confusions.items() if pairs},
     }
 
 
