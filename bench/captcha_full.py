@@ -18,6 +18,7 @@ import resource
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from imcaption.files import write_text_atomically
 
@@ -25,6 +26,7 @@ if __package__ in (None, ""):  # run as a file, not with -m: make `bench` import
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 RESULTS = Path(__file__).parent / "results"
+SEARCH_BEAMS = (1, 3, 5)
 
 
 def minutes_to(curve: list[dict], level: float) -> float | None:
@@ -44,6 +46,19 @@ def peak_rss_gb(previous: dict) -> float:
     """This process's peak RSS, or the one recorded while the same run trained, since training is the larger."""
     peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
     return max(peak, previous.get("peak_rss_gb", 0.0))
+
+
+def search_table(recognizer: Any, cache: Any, indices: Any, truth: list[str], trie: Any) -> dict[str, float]:
+    """Validation exact match for each beam width, open vocabulary and held to the training labels' lexicon:
+    what the answer file's search is chosen from (never from the test split)."""
+    from imcaption.captcha.reading import read_cached
+
+    table = {}
+    for beam in SEARCH_BEAMS:
+        for name, lexicon in (("open", None), ("lexicon", trie)):
+            words = read_cached(recognizer, cache, indices, beam=beam, lexicon=lexicon, progress=False).words
+            table[f"beam{beam}_{name}"] = sum(w == t for w, t in zip(words, truth, strict=True)) / len(truth)
+    return table
 
 
 def main() -> None:
@@ -106,9 +121,11 @@ def main() -> None:
     val_lexicon = read_cached(recognizer, cache, val.indices, lexicon=trie)
     lexicon_report = recognition_report(list(val.indices), val_lexicon.words, dataset.words(val))
     beam_report = None
+    searches = {}
     if args.model in ("sat", "par"):
         val_beam = read_cached(recognizer, cache, val.indices, beam=3)
         beam_report = recognition_report(list(val.indices), val_beam.words, dataset.words(val))
+        searches = search_table(recognizer, cache, val.indices, dataset.words(val), trie)
 
     curve = read_metrics(run / "metrics.jsonl")
     speeds = [p["train_images_per_s"] for p in curve if "train_images_per_s" in p]
@@ -139,7 +156,13 @@ def main() -> None:
         "test_exact_match_greedy": test_greedy_correct / len(test),
         "train_minutes": round(curve[-1]["wall_minutes"], 2),
         "minutes_to_90": minutes_to(curve, 0.90),
+        "minutes_to_95": minutes_to(curve, 0.95),
+        "minutes_to_97": minutes_to(curve, 0.97),
+        "minutes_to_98": minutes_to(curve, 0.98),
         "minutes_to_99": minutes_to(curve, 0.99),
+        "val_subset_exact_match": curve[-1].get("subset_val_exact_match"),
+        "val_exact_match_by_search": searches,
+        "seed": trained_with.loop.seed,
         "train_images_per_s": round(sum(speeds) / len(speeds), 1),
         "infer_images_per_s": infer_rate,
         "infer_passes_images_per_s": infer_passes,
