@@ -83,3 +83,27 @@ def _advanced(config) -> torch.Tensor:  # noqa: ANN001
     generator = torch.Generator().manual_seed(5)
     augment_batch(torch.rand(6, 3, 32, 64) * 255, generator, config)
     return generator.get_state()
+
+
+@pytest.mark.parametrize("mode", ["shift", "full", "color"])
+def test_bytes_in_give_the_same_floats_as_floats_in(mode):
+    """Training hands the cache's uint8 pixels straight to the augmentation: the result must be the float path's."""
+    batch = images()
+    config = augment_config(mode)
+    from_floats = augment_batch(batch, torch.Generator().manual_seed(3), config)
+    from_bytes = augment_batch(batch.to(torch.uint8), torch.Generator().manual_seed(3), config)
+    assert from_bytes.dtype == torch.float32
+    assert from_bytes.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(from_bytes, from_floats)
+
+
+def test_the_decoder_state_size_is_a_training_option_the_checkpoint_keeps(easy_dataset) -> None:
+    from imcaption.engine.config import with_options
+    from imcaption.models import RecognizerConfig, build_recognizer
+
+    config = with_options(CaptchaTrainConfig(), {"height": 32, "width": 64, "hidden": 48, "train_limit": 32})
+    task = CaptchaTask(easy_dataset, config, progress=False)
+    assert task.model.cell.hidden_size == 48
+    rebuilt = build_recognizer(RecognizerConfig.from_dict(task.description()["model_config"]))
+    assert rebuilt.cell.hidden_size == 48
+    assert CaptchaTrainConfig.from_dict(task.description()["config"]).hidden == 48

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-# shift: whole-pixel translation + channel permutation (the default); full: affine warp + permutation;
-# color: permutation only; none.
-AUGMENT_MODES = ("shift", "full", "color", "none")
+from imcaption.captcha.train_config import AUGMENT_MODES
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,10 @@ def augment_batch(
     total: int | None = None,
 ) -> torch.Tensor:
     """A random permutation of the color channels; a random whole-pixel shift if `config.shift_x` or
-    `config.shift_y`; and, if `config.affine`, a small random affine warp.
+    `config.shift_y`; and, if `config.affine`, a small random affine warp. Returns floats in 0-255.
+
+    `images` may be uint8: the shift and the permutation move whole pixels, so they run on the bytes (a
+    quarter of the memory traffic of floats) and the result is converted once, with the same values.
 
     `images` may be rows `rows` of a global batch of `total` images (one rank's share under torchrun): the
     random draws are made for all `total` and this share takes its rows, so every image is augmented the same,
@@ -46,10 +47,11 @@ def augment_batch(
     batch, total = images.shape[0], total or images.shape[0]
     if config.shift_x or config.shift_y:
         images = _shift(images, generator, config.shift_x, config.shift_y, rows, total)
-    warped = _affine_warp(images, generator, config, rows, total) if config.affine else images
+    warped = _affine_warp(images.float(), generator, config, rows, total) if config.affine else images
     order = torch.rand(total, 3, generator=generator)[rows].argsort(dim=1)
     index = order.view(batch, 3, 1, 1).expand_as(warped)
-    return torch.gather(warped, 1, index).contiguous(memory_format=torch.channels_last)
+    permuted = torch.gather(warped, 1, index).contiguous(memory_format=torch.channels_last)
+    return permuted.float()
 
 
 def augment_config(mode: str) -> AugmentConfig:

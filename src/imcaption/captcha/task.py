@@ -46,6 +46,7 @@ class CaptchaTrainConfig:
         "encoder channels of its four stages, comma-separated; the last two run at 1/4 and 1/8 of the input"
         " width, where width costs least per pixel",
     )
+    hidden: int = option(256, "decoder state size: the sat GRU's units, the ctc BiGRU's (both ways); not par, crnn")
     height: int = option(0, "model input height in pixels (divisible by 16); 0: the model's own, 96 (crnn: 64)")
     width: int = option(0, "model input width in pixels (divisible by 8); 0: the model's own, 192 (crnn: 128)")
     augment: str = option(
@@ -176,6 +177,7 @@ class CaptchaTask:
         self.model_config = RecognizerConfig(
             kind=config.model,
             encoder=EncoderConfig(config.height, config.width, channels),
+            hidden=config.hidden,
             vocab_size=self.tokenizer.vocab_size,
             max_length=self.tokenizer.max_length,
         )
@@ -193,9 +195,11 @@ class CaptchaTask:
     def batch(self, step: int, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.batch_ids(step)
         mine = ids[rows]
-        images = as_batch(self.cache.read(self.train_ids[mine]))
-        if self.augmentation is not None:
-            images = augment_batch(images, self.augment_rng, self.augmentation, rows, len(ids))
+        pixels = torch.from_numpy(self.cache.read(self.train_ids[mine])).permute(0, 3, 1, 2)  # uint8 (B, 3, H, W)
+        if self.augmentation is None:
+            images = pixels.float()
+        else:
+            images = augment_batch(pixels, self.augment_rng, self.augmentation, rows, len(ids))
         return images.to(self.device), self.train_targets[mine].to(self.device)
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
