@@ -6,7 +6,8 @@ Reads all validation images with the model's default reading (the answer file's 
 down by face (the generator knows each image's face), word length, letter position and letter; lists the
 confusions of each face (from the edit operations between the true and the read word), how confident the
 misreads were, and draws 24 misread images with each letter's attention (greedy reading) into
-docs/captcha_errors_<name>.png. Writes bench/results/captcha_errors_<name>.json.
+docs/captcha_errors_<name>.png; reads a seeded sample of 20,000 training images too (not augmented), to tell a
+model that cannot hold its training data from one that memorizes it. Writes bench/results/captcha_errors_<name>.json.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +31,7 @@ from imcaption.files import write_text_atomically  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 DOCS = Path(__file__).parent.parent / "docs"
 SHEET_IMAGES = 24
+FIT_SAMPLE, FIT_SEED = 20_000, 0  # training images read back, and the seed of their sample
 
 
 def wrong_positions(truth: str, read: str) -> set[int]:
@@ -120,6 +123,20 @@ def draw_sheet(recognizer, dataset, ids: list[int], truths: dict[int, str], face
     plt.close(fig)
 
 
+def training_fit(recognizer: Any, cache: Any, dataset: Any, beam: int, count: int = FIT_SAMPLE) -> dict:
+    """Exact match on a seeded sample of training images as they are stored (no augmentation), beside validation's:
+    near validation's, the model cannot even hold the images it learned from (it needs capacity or steps, not
+    regularization); well above it, it is memorizing."""
+    from imcaption.captcha.reading import read_cached
+
+    train = np.asarray(dataset.split("train").indices)
+    rows = np.sort(np.random.default_rng(FIT_SEED).choice(len(train), min(count, len(train)), replace=False))
+    words = read_cached(recognizer, cache, train[rows], beam=beam, progress=False).words
+    labels = [dataset.labels[int(i)] for i in train[rows]]
+    return {"train_sample_images": len(rows), "train_sample_exact_match":
+            round(sum(w == t for w, t in zip(words, labels, strict=True)) / len(rows), 6)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
@@ -146,7 +163,8 @@ def main() -> None:
     dataset = CaptchaDataset.open(args.data)
     val = list(dataset.split("val").indices)
     beam = recognizer.answer_beam
-    readings = read_cached(recognizer, ensure_cache(dataset, recognizer.size), val, beam=beam)
+    cache = ensure_cache(dataset, recognizer.size)
+    readings = read_cached(recognizer, cache, val, beam=beam)
     truths = dataset.words(dataset.split("val"))
     faces = [face_for_index(default_vocabulary(), manifest["seed"], i, style) for i in val]
     correct = np.array([t == r for t, r in zip(truths, readings.words, strict=True)])
@@ -165,6 +183,7 @@ def main() -> None:
         "exact_match": round(float(correct.mean()), 6),
         **breakdown(truths, readings.words, faces),
         **confidence_summary(np.asarray(readings.confidences), correct),
+        **training_fit(recognizer, cache, dataset, beam),
         "sheet": str(sheet.relative_to(DOCS.parent)),
         "sheet_ids": [f"a{i}" for i in picked],
     }

@@ -9,9 +9,9 @@ from typing import Any
 
 from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE, CaptchaDataset
 from imcaption.captcha.generator import generate_dataset
-from imcaption.captcha.image_cache import ensure_cache
+from imcaption.captcha.image_cache import ImageCache, ensure_cache
 from imcaption.captcha.labels import LabelRow, read_labels, write_labels
-from imcaption.captcha.metrics import exact_match, recognition_report
+from imcaption.captcha.metrics import RecognitionReport, exact_match, recognition_report
 from imcaption.captcha.reading import read_cached, search_name
 from imcaption.captcha.recognizer import Recognizer
 from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask, CaptchaTrainConfig
@@ -19,6 +19,7 @@ from imcaption.captcha.vocabulary import default_vocabulary
 from imcaption.engine.checkpoint import load_checkpoint
 from imcaption.engine.config import with_options
 from imcaption.engine.run import open_run
+from imcaption.engine.search import LexiconTrie
 from imcaption.files import write_text_atomically
 from imcaption.images import ImageSize
 from imcaption.locks import folder_lock
@@ -27,10 +28,30 @@ from imcaption.manifest import read_manifest
 
 @dataclass(frozen=True)
 class AssignmentResult:
-    val_exact_match: float
+    val_exact_match: float  # with the search the answers were written with
+    val_exact_match_open: float  # with the open-vocabulary search, whatever the answers used
+    answer_search: str
     test_exact_match: float | None
     answers: Path
     checkpoint: Path
+
+
+@dataclass(frozen=True)
+class AnswerSearch:
+    """One way of searching for a reading: the beam width, and the words it may output (None: any)."""
+
+    name: str
+    beam: int
+    lexicon: LexiconTrie | None = None
+
+
+def answer_searches(recognizer: Recognizer, dataset: CaptchaDataset) -> list[AnswerSearch]:
+    """The searches the answer file is chosen from, open vocabulary first: the assignment's words come from one
+    closed list, so holding the search to the words of the training labels is a fair use of the training data."""
+    beam = recognizer.answer_beam
+    words = sorted(set(dataset.words(dataset.split("train"))))
+    held = f"{search_name(beam)} over the {len(words):,} training labels"
+    return [AnswerSearch(search_name(beam), beam), AnswerSearch(held, beam, recognizer.lexicon(words))]
 
 
 def run_assignment(
@@ -71,21 +92,37 @@ def _run_locked(
     checkpoint = run_dir / "best.pt"
     recognizer = Recognizer.load(checkpoint, str(trainer.task.device))
     cache = ensure_cache(dataset, recognizer.size, progress=progress)
-    beam, search = recognizer.answer_beam, search_name(recognizer.answer_beam)
-    val = dataset.split("val")
-    decoded = read_cached(recognizer, cache, val.indices, beam=beam, progress=progress)
-    report = recognition_report(list(val.indices), decoded.words, dataset.words(val))
-    write_text_atomically(run_dir / "val_report.json", json.dumps(report.summary(), indent=2) + "\n")
-    scores = f"exact match {report.exact_match:.4%}, CER {report.cer:.4%}"
-    print(f"[4/5] validation ({search}): {report.count:,} images, {scores}")
+    chosen, report, open_exact_match = _choose_answer_search(recognizer, cache, dataset, run_dir, progress)
     test = dataset.split("test")
     answers = run_dir / "answers.txt"
-    decoded = read_cached(recognizer, cache, test.indices, beam=beam, progress=progress)
+    decoded = read_cached(recognizer, cache, test.indices, chosen.beam, chosen.lexicon, progress)
     write_labels(answers, [LabelRow(i, w or "-") for i, w in zip(test.indices, decoded.words, strict=True)])
     test_score = _score(answers, data_dir / TEST_LABEL_FILE)
     scored = f", exact match {test_score:.4%} against {TEST_LABEL_FILE}" if test_score is not None else ""
-    print(f"[5/5] test answers ({search}): {answers} ({len(test):,} lines){scored}")
-    return AssignmentResult(report.exact_match, test_score, answers, checkpoint)
+    print(f"[5/5] test answers ({chosen.name}, the best on validation): {answers} ({len(test):,} lines){scored}")
+    return AssignmentResult(report.exact_match, open_exact_match, chosen.name, test_score, answers, checkpoint)
+
+
+def _choose_answer_search(
+    recognizer: Recognizer, cache: ImageCache, dataset: CaptchaDataset, run_dir: Path, progress: bool
+) -> tuple[AnswerSearch, RecognitionReport, float]:
+    """Validate with each answer search, print and save the scores; -> the best search, its validation report,
+    and the open-vocabulary search's exact match."""
+    val = dataset.split("val")
+    print(f"[4/5] validation: {len(val):,} images")
+    searches = answer_searches(recognizer, dataset)
+    reports = []
+    for search in searches:
+        decoded = read_cached(recognizer, cache, val.indices, search.beam, search.lexicon, progress)
+        reports.append(recognition_report(list(val.indices), decoded.words, dataset.words(val)))
+        print(f"      {search.name}: exact match {reports[-1].exact_match:.4%}, CER {reports[-1].cer:.4%}")
+    # The best on validation writes the answers; a tie keeps the open vocabulary (first), which needs no word list.
+    best = max(range(len(searches)), key=lambda i: (reports[i].exact_match, -i))
+    chosen, report = searches[best], reports[best]
+    by_search = {search.name: r.exact_match for search, r in zip(searches, reports, strict=True)}
+    summary = {**report.summary(), "search": chosen.name, "exact_match_by_search": by_search}
+    write_text_atomically(run_dir / "val_report.json", json.dumps(summary, indent=2) + "\n")
+    return chosen, report, reports[0].exact_match
 
 
 def _score(answers: Path, labels: Path) -> float | None:
