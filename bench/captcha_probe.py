@@ -55,6 +55,9 @@ def probe_row(run: Path) -> dict:
         "val_images": last["val_images"],
         "val_subset_exact_match": last["subset_val_exact_match"],
         "minutes_to_90_subset": minutes_to(during, 0.90),
+        "minutes_to_95_subset": minutes_to(during, 0.95),
+        "seed": config.loop.seed,
+        "batch_size": config.loop.batch_size,
         "train_minutes": round(last["wall_minutes"], 2),
         "train_images_per_s": round(sum(speeds) / len(speeds), 1),
         "curve_subset": [
