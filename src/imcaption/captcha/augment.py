@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from imcaption.captcha.train_config import AUGMENT_MODES
+# shift: whole-pixel translation + channel permutation (the default); full: affine warp + permutation;
+# color: permutation only; none.
+AUGMENT_MODES = ("shift", "full", "color", "none")
 
 
 @dataclass(frozen=True)
