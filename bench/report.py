@@ -621,6 +621,30 @@ def issue28_checks(r: dict) -> list[tuple[str, bool]]:
     ]
 
 
+def answers_section(results: dict[str, dict]) -> list[str]:
+    """The assignment's answer file for finished runs (bench/captcha_answers.py): the search validation chose."""
+    if not results:
+        return []
+    rows = [
+        "## The assignment's answer file (`bench/captcha_answers.py` → `results/captcha_answers_<run>.json`)",
+        "",
+        "`imcaption captcha assignment` on a finished run: validation read with each answer search, the best on "
+        "validation writes the test answers, scored against `test_labels.txt` (the test split read once).",
+        "",
+        "| run | validation by search | answers written with | validation, that search | validation, open "
+        "vocabulary | test, answer file | issue 28: ≥ 98 % test answers | made by |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items()):
+        searches = "; ".join(f"{search}: {pct(score)}" for search, score in r["val_exact_match_by_search"].items())
+        rows.append(
+            f"| `{name}` | {searches} | {r['answer_search']} | {pct(r['val_exact_match'])} | "
+            f"{pct(r['val_exact_match_open'])} | {pct(r['test_exact_match'])} | "
+            f"{met((r['test_exact_match'] or 0) >= 0.98)} | {made_by(r, with_cpu=True)} |"
+        )
+    return [*rows, ""]
+
+
 def model_section(runs: dict[str, dict]) -> list[str]:
     if not runs:
         return ["## Recognizers", "", "Not measured yet: run `python -m bench.captcha_full --model sat`.", ""]
@@ -1084,6 +1108,9 @@ def render() -> str:
         *rerun_section(runs, load("scenes.json"), load("scenes_v0.1.json")),
         *probe_section(load("captcha_probes.json"), runs),
         *families_section(load("captcha_families.json")),
+        *answers_section(
+            {path.stem[16:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("captcha_answers_*.json"))}
+        ),
         *errors_section(
             {path.stem[15:]: json.loads(path.read_text()) for path in sorted(RESULTS.glob("captcha_errors_*.json"))}
         ),
