@@ -42,5 +42,7 @@ def test_the_answer_search_is_the_best_on_validation_and_both_scores_are_saved(
     assert report.exact_match == max(scores.values())
     assert open_score == scores[answer_searches(recognizer, dataset)[0].name]
     truth = dataset.words(dataset.split("val"))
-    read = read_cached(recognizer, cache, dataset.split("val").indices, chosen.beam, chosen.lexicon, progress=False)
+    read = read_cached(
+        recognizer, cache, dataset.split("val").indices, beam=chosen.beam, lexicon=chosen.lexicon, progress=False
+    )
     assert report.exact_match == sum(r == t for r, t in zip(read.words, truth, strict=True)) / len(truth)

@@ -102,7 +102,7 @@ def _run_locked(
     chosen, report, open_exact_match = _choose_answer_search(recognizer, cache, dataset, run_dir, progress)
     test = dataset.split("test")
     answers = run_dir / "answers.txt"
-    decoded = read_cached(recognizer, cache, test.indices, chosen.beam, chosen.lexicon, progress)
+    decoded = read_cached(recognizer, cache, test.indices, beam=chosen.beam, lexicon=chosen.lexicon, progress=progress)
     write_labels(answers, [LabelRow(i, w or "-") for i, w in zip(test.indices, decoded.words, strict=True)])
     test_score = _score(answers, data_dir / TEST_LABEL_FILE)
     scored = f", exact match {test_score:.4%} against {TEST_LABEL_FILE}" if test_score is not None else ""
@@ -120,7 +120,9 @@ def _choose_answer_search(
     searches = answer_searches(recognizer, dataset)
     reports = []
     for search in searches:
-        decoded = read_cached(recognizer, cache, val.indices, search.beam, search.lexicon, progress)
+        decoded = read_cached(
+            recognizer, cache, val.indices, beam=search.beam, lexicon=search.lexicon, progress=progress
+        )
         reports.append(recognition_report(list(val.indices), decoded.words, dataset.words(val)))
         print(f"      {search.name}: exact match {reports[-1].exact_match:.4%}, CER {reports[-1].cer:.4%}")
     # The best on validation writes the answers; a tie keeps the open vocabulary (first), which needs no word list.
