@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -45,3 +45,51 @@ def trained_sat(easy_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
                    precision="fp32")  # fmt: skip
     open_run(CaptchaTask, easy_dataset, run, options, progress=False).run()
     return run / "best.pt"
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """An untrained recognizer as a weights-only export and as its ONNX export, an image, and what PyTorch reads in
+    the image (fp32, as ONNX Runtime reads)."""
+
+    export: Path
+    onnx: Path
+    image: Path
+    word: str
+    confidence: float
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """A small sat recognizer, untrained, exported as `captcha export --out` and `--onnx` write it: real model files
+    for tests of the read path that need no training. Its <pad>, <start> and <end> scores are pushed far down, so it
+    reads a letter at every step (six) rather than nothing, and a comparison of readings compares letters."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from imcaption.api import Recognizer
+    from imcaption.captcha.reading_types import RECOGNIZER_FORMAT
+    from imcaption.deploy.onnx_export import export_onnx
+    from imcaption.engine.checkpoint import export_model
+    from imcaption.models import EncoderConfig, RecognizerConfig, build_recognizer
+    from imcaption.text.char_tokenizer import END, PAD, START, CharTokenizer
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    config = RecognizerConfig(kind="sat", encoder=EncoderConfig(32, 64))
+    model = build_recognizer(config)
+    with torch.no_grad():
+        model.output[-1].bias[[PAD, START, END]] = -30.0
+    described = {
+        "model_config": config.to_dict(),
+        "tokenizer": CharTokenizer().to_dict(),
+        "image_size": {"height": 32, "width": 64},
+    }
+    export = root / "tiny.safetensors"
+    export_model(export, model.state_dict(), described, RECOGNIZER_FORMAT)
+    onnx = export_onnx(export, root / "tiny.onnx")
+    image = root / "a8.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 90, 3), dtype=np.uint8)).save(image)
+    reading = Recognizer.load(export, precision="fp32").read(image)
+    return TinyModel(export, onnx, image, reading.word, reading.confidence)

@@ -76,7 +76,7 @@ def test_coco_reader_groups_captions_by_image_and_subsamples(tmp_path: Path) -> 
         (
             {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 2, "caption": "x"}]},
             ["a.jpg"],
-            "annotations[0] is a caption for image 2, which is not among the images",
+            "annotations[0]: a caption for image 2, which is not among the images",
         ),
     ],
 )

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from imcaption import Recognizer
+from imcaption.api import Captioner
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.recognizer import Recognizer as TorchRecognizer
-from imcaption.captioning.captioner import Captioner
 from imcaption.captioning.task import CaptionModelSpec, build_caption_model
 from imcaption.cli import main
 from imcaption.deploy.caption_onnx import CaptionGreedyGraph, OnnxCaptioner, greedy_caption_ids, write_caption_onnx
@@ -172,6 +172,22 @@ def test_onnx_reader_refuses_beam_and_foreign_or_damaged_files(sat_onnx: Path, t
     (tmp_path / "damaged.onnx").write_bytes(sat_onnx.read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="cannot read ONNX model"):
         Recognizer.load(tmp_path / "damaged.onnx")
+
+
+def test_only_the_api_picks_the_backend_by_the_file(tmp_path: Path) -> None:
+    """imcaption.Recognizer.load reads an .onnx file with ONNX Runtime; the PyTorch reader below it refuses one by
+    name, and exporting one again is refused before any work."""
+    config = RecognizerConfig(kind="ctc", encoder=EncoderConfig(32, 64))
+    model = build_recognizer(config).eval()
+    torch_reader = Recognizer(model, config, CharTokenizer(), ImageSize(32, 64), torch.device("cpu"))
+    onnx_file = write_onnx(torch_reader, tmp_path / "ctc.onnx")
+    assert isinstance(Recognizer.load(onnx_file), OnnxRecognizer)
+    with pytest.raises(CheckpointError, match="is an ONNX model: load it with imcaption.Recognizer.load"):
+        TorchRecognizer.load(onnx_file)
+    with pytest.raises(ValueError, match="already an ONNX model"):
+        export_onnx(onnx_file, tmp_path / "again.onnx")
+    with pytest.raises(ValueError, match="fp32 on the CPU"):
+        Recognizer.load(onnx_file, precision="bf16")
 
 
 def test_cli_exports_onnx_and_reads_with_it(

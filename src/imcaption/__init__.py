@@ -1,11 +1,13 @@
 """imcaption: images to text with an attention encoder-decoder.
 
-`from imcaption import Recognizer, Captioner` loads torch only when first used, so `imcaption --help` stays fast.
+`from imcaption import Recognizer, Captioner` loads the API when first used, and the API loads torch only for a
+PyTorch model file: `Recognizer.load("model.onnx")` reads with the core alone (ONNX Runtime, NumPy, Pillow).
 """
 
 from typing import Any
 
-__version__ = "0.2.0"
+from imcaption.version import __version__
+
 __all__ = ["Recognizer", "Reading", "Captioner", "Caption", "__version__"]
 
 

@@ -6,11 +6,13 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import imagecodecs
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 # What the Python API accepts as one image: a file path, a PIL image, or an (H, W, 3) / (H, W) uint8 array.
 ImageLike = str | Path | Image.Image | np.ndarray
@@ -130,6 +132,9 @@ def png_pixels(image: Image.Image, data: bytes) -> np.ndarray | None:
         return None
     if not whole_png(data):
         return None
+    # imagecodecs comes with the 'serve' extra, torch with 'train' (as_batch): reading a file needs only Pillow.
+    import imagecodecs
+
     try:
         pixels = imagecodecs.png_decode(data)
     except imagecodecs.PngError:
@@ -179,4 +184,6 @@ def as_image_list(images: ImageLike | Sequence[ImageLike]) -> tuple[list[ImageLi
 
 def as_batch(images: np.ndarray) -> torch.Tensor:
     """(B, H, W, 3) uint8 -> (B, 3, H, W) float in channels-last memory, the fast layout for CPU convs."""
+    import torch  # see png_pixels
+
     return torch.from_numpy(images).permute(0, 3, 1, 2).float()

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-# shift: whole-pixel translation + channel permutation (the default); full: affine warp + permutation;
-# color: permutation only; none.
-AUGMENT_MODES = ("shift", "full", "color", "none")
+from imcaption.captcha.train_config import AUGMENT_MODES
 
 
 @dataclass(frozen=True)

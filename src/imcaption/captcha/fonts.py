@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from imcaption.extras import install_hint
+
 FAMILIES = ("sans", "serif", "slab", "hand", "script")
 
 
@@ -65,8 +67,8 @@ def font_path(name: str) -> Path:
         distribution = metadata.distribution(face.distribution)
     except metadata.PackageNotFoundError:
         raise FontMissingError(
-            f"face {name!r} needs the package {face.distribution}, which is not installed "
-            f"(pip install {face.distribution}; `pip install -e .` installs every face)"
+            f"face {name!r} needs the package {face.distribution}, which is not installed; "
+            + install_hint("generating captchas", "generate")
         ) from None
     for file in distribution.files or []:
         if file.name == face.filename:

@@ -29,7 +29,7 @@ from imcaption.locks import folder_lock
 
 CACHE_DIR = ".imcaption_cache"
 FORMAT_VERSION = 2  # 2: images decoded upright (EXIF) and 16-bit scaled, as imcaption.images does
-DEFAULT_SIZE = ImageSize(96, 192)  # the sat recognizer's input (captcha.task.DEFAULT_INPUT_SIZE)
+DEFAULT_SIZE = ImageSize(96, 192)  # the sat recognizer's input (captcha.train_config.DEFAULT_INPUT_SIZE)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from imcaption.captcha.image_cache import ImageCache
-from imcaption.captcha.recognizer import READ_BATCH, BaseRecognizer, Readings
+from imcaption.captcha.reading_types import READ_BATCH, BaseRecognizer, Readings
 from imcaption.engine.progress import progress_bar
 from imcaption.engine.search import LexiconTrie
 

@@ -1,35 +1,28 @@
-"""A trained captioner, loaded for use: `Captioner.load(path).caption(images)`."""
+"""A trained captioner run by PyTorch: `TorchCaptioner.load(path).caption(images)`.
+
+This captioner takes training checkpoints and weights-only exports. `imcaption.Captioner` (api.py) is the entry
+point that takes any model file and picks the backend by its content, ONNX Runtime for an .onnx export.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from imcaption.captioning.task import (
-    CAPTIONER_FORMAT,
-    CaptionModelSpec,
-    build_caption_model,
-    caption_grid,
-    search_captions,
-)
+from imcaption.captioning.model_spec import CaptionModelSpec, build_caption_model, search_captions
+from imcaption.captioning.reading_types import CAPTIONER_FORMAT, BaseCaptioner, Caption, own_steps
 from imcaption.engine.checkpoint import CheckpointError, export_model, load_model_file
-from imcaption.engine.loop import resolve_device
-from imcaption.images import ImageLike, ImageSize, as_batch, as_image, as_image_list, to_model_input
+from imcaption.engine.devices import resolve_device
+from imcaption.images import as_batch
 from imcaption.models.caption_decoders import CaptionModel
-from imcaption.text.word_tokenizer import END, WordTokenizer
+from imcaption.text.word_tokenizer import WordTokenizer
 
-
-@dataclass
-class Caption:
-    """A caption and, for sat under greedy search with attention=True, the attention over the grid of each of
-    its steps (its words and <end>), (steps, grid rows, grid cols)."""
-
-    text: str
-    attention: np.ndarray | None = None
+# The shared reading types stay importable from here, where they were defined before reading_types.py.
+__all__ = ["BaseCaptioner", "Caption", "Captioner", "TorchCaptioner", "export_captioner", "own_steps"]
 
 
 def _spec(state: dict[str, Any]) -> CaptionModelSpec:
@@ -39,69 +32,18 @@ def _spec(state: dict[str, Any]) -> CaptionModelSpec:
     return CaptionModelSpec(old["decoder"], old["encoder"], old["image_size"], old["max_length"])
 
 
-class BaseCaptioner:
-    """What every captioner offers over its backend (PyTorch here, ONNX Runtime in deploy/caption_onnx.py):
-    a subclass gives `caption_pixels`; resizing, batching and the `Caption` results are shared."""
+class TorchCaptioner(BaseCaptioner):
+    """The model, its spec and its tokenizer, run by PyTorch: beam search, and any device."""
 
-    spec: CaptionModelSpec
-    tokenizer: WordTokenizer
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """Rows and columns of the feature grid that attention is spread over, as the encoder computes it."""
-        return caption_grid(self.spec.encoder, self.spec.image_size)
-
-    def pixels(self, images: list[ImageLike]) -> np.ndarray:
-        """(B, side, side, 3) uint8, each image resized as in training."""
-        size = ImageSize(self.spec.image_size, self.spec.image_size)
-        return np.stack([to_model_input(as_image(item), size) for item in images])
-
-    def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> tuple[list[list[int]], np.ndarray | None]:
-        """Token ids per image of model-sized pixels (B, side, side, 3) and, for sat under greedy search, the
-        attention of each step (B, T, grid rows, grid cols), T the batch's longest caption (with <end>)."""
-        raise NotImplementedError
-
-    def caption(self, images: Any, beam: int = 1, attention: bool = False,
-                batch_size: int = 64) -> Caption | list[Caption]:  # fmt: skip
-        """Caption one image (path, PIL image, uint8 array) -> Caption, or many -> list[Caption], in batches of
-        at most `batch_size`. attention=True needs greedy search (beam=1) and a sat decoder."""
-        if attention and beam > 1:
-            raise ValueError("attention maps come from greedy search; use beam=1 with attention=True")
-        items, single = as_image_list(images)
-        captions: list[Caption] = []
-        for start in range(0, len(items), batch_size):
-            ids, grids = self.caption_pixels(self.pixels(items[start : start + batch_size]), beam)
-            grids = grids if attention else None
-            captions += [
-                Caption(self.tokenizer.decode(row), None if grids is None else grids[n][: own_steps(row)])
-                for n, row in enumerate(ids)
-            ]
-        return captions[0] if single else captions
-
-
-def own_steps(ids: list[int]) -> int:
-    """The steps of a caption itself, its words and <end>: what comes after is padding to the batch's longest,
-    where the decoders differ (the PyTorch search feeds <pad>, the ONNX graph its own argmax)."""
-    return ids.index(END) + 1 if END in ids else len(ids)
-
-
-class Captioner(BaseCaptioner):
     def __init__(self, model: CaptionModel, spec: CaptionModelSpec, tokenizer: WordTokenizer,
                  device: torch.device) -> None:  # fmt: skip
         self.model, self.spec, self.tokenizer, self.device = model, spec, tokenizer, device
         self._backbone: torch.nn.Module | None = None
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> BaseCaptioner:
-        """From a training checkpoint, a weights-only export, or an ONNX export (read by ONNX Runtime on the
-        CPU, greedy search only)."""
-        from imcaption.deploy.caption_onnx import OnnxCaptioner
-        from imcaption.deploy.onnx_reader import is_onnx_file
-
-        if is_onnx_file(path):
-            if device != "cpu":
-                raise ValueError(f"an ONNX model runs on the CPU here; got {device!r}")
-            return OnnxCaptioner.load(path)
+    def load(cls, path: str | Path, device: str = "cpu") -> TorchCaptioner:
+        """From a training checkpoint or a weights-only export (an ONNX export is refused:
+        `imcaption.Captioner.load` reads it)."""
         state = load_model_file(path, CAPTIONER_FORMAT)
         try:
             spec = _spec(state)
@@ -140,6 +82,10 @@ class Captioner(BaseCaptioner):
     def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> tuple[list[list[int]], np.ndarray | None]:
         ids, maps = self.caption_inputs(self.inputs(pixels), beam)
         return ids, None if maps is None else maps.view(*maps.shape[:2], *self.grid).cpu().numpy()
+
+
+# The PyTorch captioner's name before the backend choice moved up to imcaption.api (which subclasses it).
+Captioner = TorchCaptioner
 
 
 def export_captioner(checkpoint: str | Path, out: str | Path) -> Path:

@@ -1,4 +1,5 @@
-"""Captioning as a training task: COCO-format captions and images (or cached backbone features) in, BLEU-4 out."""
+"""Captioning as a training task: captions and images in any layout of captioning/layouts.py (or cached backbone
+features) in, BLEU-4 out."""
 
 from __future__ import annotations
 
@@ -10,34 +11,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from imcaption.captioning.coco import CaptionedImage, read_coco_captions
+from imcaption.captioning.coco import CaptionedImage
 from imcaption.captioning.features import backbone_features, load_images
+from imcaption.captioning.layouts import open_caption_data
 from imcaption.captioning.metrics import caption_scores
+
+# The model's spec moved to model_spec.py, which reading shares; CAPTION_TOKENS and caption_grid, unused here, stay
+# importable from this module, where they were first defined.
+from imcaption.captioning.model_spec import CAPTION_TOKENS as CAPTION_TOKENS
+from imcaption.captioning.model_spec import ENCODERS, CaptionModelSpec, build_caption_model, search_captions
+from imcaption.captioning.model_spec import caption_grid as caption_grid
+from imcaption.captioning.reading_types import CAPTIONER_FORMAT
 from imcaption.engine.config import LoopConfig, config_from_dict, option
 from imcaption.engine.distributed import SINGLE, World
 from imcaption.engine.loop import TaskKind, resolve_device
-from imcaption.engine.search import SearchTokens, search
 from imcaption.images import as_batch
-from imcaption.models.caption_decoders import DECODERS, CaptionerConfig, CaptionModel
-from imcaption.models.encoder import ConvEncoder, EncoderConfig
-from imcaption.models.mobilenet_v2 import feature_grid_side
-from imcaption.text.word_tokenizer import END, PAD, START, WordTokenizer
+from imcaption.models.caption_decoders import DECODERS
+from imcaption.text.word_tokenizer import PAD, WordTokenizer, normalize
 
-CAPTIONER_FORMAT = "imcaption-captioner"
-CAPTION_TOKENS = SearchTokens(START, END, PAD)
-ENCODERS = ("cnn", "mobilenet")
 DEFAULT_SIDE = {"cnn": 128, "mobilenet": 224}  # cnn: an 8 x 8 grid of 16-px cells; mobilenet: 7 x 7
 VALIDATION_BATCH = 256
-
-
-@dataclass(frozen=True)
-class CaptionModelSpec:
-    """What building and feeding a captioner needs besides its tokenizer (saved in every checkpoint)."""
-
-    decoder: str = "sat"
-    encoder: str = "cnn"
-    image_size: int = 128
-    max_length: int = 24
 
 
 @dataclass(frozen=True)
@@ -51,10 +44,15 @@ class CaptionTrainConfig:
                           choices=ENCODERS)  # fmt: skip
     image_size: int = option(0, "square input side in pixels; 0: 128 for cnn, 224 for mobilenet")
     top_k: int = option(5000, "vocabulary: the most frequent words of the training captions")
-    max_length: int = option(24, "longest caption in tokens")
+    # 1 keeps every word up to --top-k, as before the option existed.
+    min_word_count: int = option(1, "words seen fewer than N times in the training captions become <unk>")
+    # Dropped, not cut: a cut caption teaches the model to end a sentence mid-phrase ("a man riding a <end>").
+    max_length: int = option(24, "longest caption in tokens, <start> and <end> included: longer training captions "
+                                 "are dropped, and no caption is decoded longer")  # fmt: skip
     # Off by default: on the scenes set it spread attention off the objects (BENCHMARKS.md).
     attention_penalty: float = option(0.0, "sat: weight of the doubly stochastic attention regularization")
     limit_captions: int = option(0, "train on the first N captions only (the tutorial uses 30000); 0: all")
+    image_dir: str = option("", "the images' folder where it is not found beside the caption file", on_resume=True)
     loop: LoopConfig = field(
         # fp32: bf16 (the captcha default where the CPU has it) is not measured for captioning yet.
         default_factory=lambda: LoopConfig(
@@ -86,24 +84,10 @@ def check_image_size(encoder: str, side: int) -> None:
         raise ValueError(f"--image-size for the mobilenet encoder must be at least 32, got {side}")
 
 
-def caption_grid(encoder: str, side: int) -> tuple[int, int]:
-    """Rows and columns of the feature grid a square input of `side` pixels gives."""
-    if encoder == "mobilenet":
-        return feature_grid_side(side), feature_grid_side(side)
-    return EncoderConfig(side, side, column_stride=16).grid
-
-
-def coco_split_files(data_dir: Path) -> tuple[Path, Path]:
-    """The training split and the split that picks the best checkpoint."""
-    train, val = data_dir / "annotations" / "captions_train.json", data_dir / "annotations" / "captions_val.json"
-    if not train.is_file() or not val.is_file():
-        raise FileNotFoundError(f"{data_dir}: expected annotations/captions_train.json and captions_val.json")
-    return train, val
-
-
 def held_out_split(data_dir: Path, split: str | None = None) -> tuple[str, Path]:
-    """The split to score a trained captioner on: `split` if given; by default `test` (never used for any
-    choice) where the folder has one, else `val`."""
+    """The captions file of a COCO captions folder's split to score a trained captioner on: `split` if given; by
+    default `test` (never used for any choice) where the folder has one, else `val`. Every other layout:
+    `open_caption_data(path).held_out(split)`."""
 
     def path(name: str) -> Path:
         return data_dir / "annotations" / f"captions_{name}.json"
@@ -112,16 +96,6 @@ def held_out_split(data_dir: Path, split: str | None = None) -> tuple[str, Path]
     if not path(name).is_file():
         raise FileNotFoundError(f"{data_dir}: no annotations/captions_{name}.json for the {name} split")
     return name, path(name)
-
-
-def build_caption_model(spec: CaptionModelSpec, vocab_size: int) -> CaptionModel:
-    if spec.encoder == "mobilenet":
-        cells = feature_grid_side(spec.image_size) ** 2
-        return CaptionModel(CaptionerConfig(spec.decoder, 1280, vocab_size, grid_cells=cells))
-    if spec.encoder != "cnn":
-        raise ValueError(f"unknown encoder {spec.encoder!r}; choose one of {', '.join(ENCODERS)}")
-    encoder = ConvEncoder(EncoderConfig(spec.image_size, spec.image_size, column_stride=16))
-    return CaptionModel(CaptionerConfig(spec.decoder, encoder.channels, vocab_size), encoder)
 
 
 def sequence_loss(
@@ -137,20 +111,30 @@ def sequence_loss(
     return loss
 
 
+def within_length(images: list[CaptionedImage], max_length: int) -> tuple[list[CaptionedImage], int]:
+    """The images with only their captions of at most `max_length` tokens (<start> and <end> included), and how
+    many captions were dropped; images left without a caption drop out. Dropped rather than cut, so that every
+    training target is a whole sentence: a cut one would teach the model to end captions mid-phrase."""
+    kept, dropped = [], 0
+    for image in images:
+        short = tuple(caption for caption in image.captions if len(normalize(caption)) + 2 <= max_length)
+        dropped += len(image.captions) - len(short)
+        if short:
+            kept.append(CaptionedImage(image.image_id, image.path, short))
+    if not images:
+        raise ValueError("the training split has no captions")
+    if not kept:
+        shortest = min(len(normalize(caption)) + 2 for image in images for caption in image.captions)
+        raise ValueError(f"--max-length {max_length} drops every training caption: the shortest has {shortest} "
+                         "tokens with <start> and <end>")  # fmt: skip
+    return kept, dropped
+
+
 def model_inputs(source: np.ndarray, rows: np.ndarray, encoder: str) -> torch.Tensor:
     """Rows of decoded images (cnn) or of cached backbone features (mobilenet) as a model batch."""
     if encoder == "mobilenet":
         return torch.from_numpy(np.asarray(source[rows], dtype=np.float32))
     return as_batch(np.ascontiguousarray(source[rows]))
-
-
-def search_captions(
-    model: CaptionModel, inputs: torch.Tensor, max_length: int, beam: int = 1
-) -> tuple[list[list[int]], torch.Tensor | None]:
-    """Token ids per image and, for sat under greedy search, the attention (B, T, N) of each step."""
-    state = model.decoder.start(model.features(inputs))
-    searched = search(model.decoder, state, inputs.shape[0], CAPTION_TOKENS, max_length, beam)
-    return searched.ids, searched.attention
 
 
 class CaptionTask:
@@ -165,14 +149,16 @@ class CaptionTask:
         self.device = resolve_device(config.loop.device)
         self.config, self.spec, self.progress = config, config.spec(), progress
         self.batch_size = config.loop.batch_size
-        self.data_dir = Path(data_dir)
-        train_file, val_file = coco_split_files(self.data_dir)
-        self.train_images = read_coco_captions(train_file, self.data_dir / "images", config.limit_captions)
-        self.val_images = read_coco_captions(val_file, self.data_dir / "images")
+        self.data = open_caption_data(data_dir, config.image_dir or None)
+        train_images = self.data.read("train", config.limit_captions)
+        self.train_images, self.dropped_captions = within_length(train_images, config.max_length)
+        self.val_images = self.data.read("val")  # scored against all its references, however long
         # A resumed run reuses its saved vocabulary: refitting could renumber the words under trained weights.
         captions = (c for image in self.train_images for c in image.captions)
         self.tokenizer = (
-            WordTokenizer.from_dict(saved["tokenizer"]) if saved else WordTokenizer.fit(captions, config.top_k)
+            WordTokenizer.from_dict(saved["tokenizer"])
+            if saved
+            else WordTokenizer.fit(captions, config.top_k, config.min_word_count)
         )
         self.train_inputs = self._inputs(self.train_images)
         self.val_inputs = self._inputs(self.val_images)
@@ -183,7 +169,7 @@ class CaptionTask:
 
     def _inputs(self, images: list[CaptionedImage]) -> np.ndarray:
         if self.spec.encoder == "mobilenet":
-            cache = self.data_dir / ".imcaption_cache"
+            cache = self.data.root / ".imcaption_cache"
             return backbone_features(images, cache, self.spec.image_size, progress=self.progress)
         return load_images(images, self.spec.image_size, self.progress)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imcaption.cli.common import (
@@ -37,10 +36,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from imcaption.captioning.task import CaptionTask
 
     def describe(trainer: Trainer) -> str:
-        task, spec = trainer.task, trainer.task.spec
+        task, spec, config = trainer.task, trainer.task.spec, trainer.task.config
+        dropped = f" ({task.dropped_captions:,} longer than {spec.max_length} tokens dropped)"
+        rare = f", words seen fewer than {config.min_word_count} times are <unk>" if config.min_word_count > 1 else ""
         return (
+            f"found {task.data.description}\n"
             f"training a {spec.decoder} captioner ({spec.encoder} encoder, {spec.image_size} px) on "
-            f"{len(task.train_images):,} images, {len(task.pairs):,} captions; vocabulary {task.tokenizer.vocab_size:,}"
+            f"{len(task.train_images):,} images, {len(task.pairs):,} captions"
+            f"{dropped if task.dropped_captions else ''}; vocabulary {task.tokenizer.vocab_size:,}{rare}"
             f"; {trainer.precision}{trainer.world_text()}"
         )
 
@@ -49,18 +52,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from imcaption.api import Captioner
-    from imcaption.captioning.coco import read_coco_captions
+    from imcaption.captioning.layouts import open_caption_data
     from imcaption.captioning.metrics import caption_scores
-    from imcaption.captioning.task import held_out_split
 
+    data = open_caption_data(args.data_dir, args.image_dir)  # a bad data set is refused before the model loads
+    split = data.held_out(args.split)
+    images = data.read(split)
+    print(f"found {data.description}")
     captioner = Captioner.load(args.checkpoint, args.device)
-    data = Path(args.data_dir)
-    split, captions_file = held_out_split(data, args.split)
-    images = read_coco_captions(captions_file, data / "images")
     captions = captioner.caption([image.path for image in images], beam=args.beam)
     references = {n: list(image.captions) for n, image in enumerate(images)}
     scores = caption_scores(references, {n: c.text for n, c in enumerate(captions)})
-    print(f"{len(images):,} images of the {split} split ({captions_file.name}), beam {args.beam}: "
+    print(f"{len(images):,} images of the {split} split ({data.files[split].name}), beam {args.beam}: "
           + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))  # fmt: skip
     if args.json:
         write_text_atomically(args.json, json.dumps(scores, indent=2) + "\n")
@@ -107,18 +110,26 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_quiet(scenes)
     scenes.set_defaults(func=cmd_scenes)
 
-    data_help = "a COCO-format folder: annotations/captions_{train,val}.json (val picks best.pt) and images/"
+    data_help = (
+        "a caption set, as a folder or a caption file: a COCO captions folder (annotations/captions_{train,val}.json"
+        " + images/), a COCO 2014 tree (annotations/captions_train2014.json + train2014/, val likewise) or one of its"
+        " annotation files, or a Karpathy split file (dataset_coco.json, dataset_flickr8k.json, ...); the format is"
+        " read from the content. val picks best.pt"
+    )
     train = add_train_command(sub, CaptionTrainConfig(), "train a captioner on COCO-format data", data_help)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr on a held-out split")
     evaluate.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
-    evaluate.add_argument("data_dir", metavar="DATA_DIR")
+    evaluate.add_argument("data_dir", metavar="DATA", help="a caption set in any layout `caption train` reads")
     evaluate.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default: 1, greedy)")
     evaluate.add_argument(
         "--split", choices=["test", "val"], default=None,
-        help="captions_test.json or captions_val.json (default: test where the folder has it, else val)",
+        help="the split to score (default: test where the set has one, else val)",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--image-dir", default=None, metavar="DIR", help="the images' folder where it is not beside the caption file"
+    )
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
     add_device(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)

@@ -1,4 +1,4 @@
-"""A trained captioner as one ONNX graph, and its ONNX Runtime reader.
+"""A trained captioner as one ONNX graph (its ONNX Runtime reader is caption_onnx_reader.py).
 
 The graph is built like the recognizer's (onnx_export.py), for the same reasons: uint8 pixels in, the greedy
 decoding unrolled inside it (max_length steps, each feeding back its own argmax), every step's logits and, for
@@ -11,21 +11,34 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from imcaption import __version__
-from imcaption.captioning.captioner import BaseCaptioner, Captioner
-from imcaption.captioning.task import CaptionModelSpec
+from imcaption.captioning.captioner import TorchCaptioner
+from imcaption.deploy.caption_onnx_reader import (
+    CAPTION_ONNX_FORMAT,
+    CAPTION_ONNX_VERSION,
+    READABLE_CAPTION_ONNX_VERSIONS,
+    OnnxCaptioner,
+    greedy_caption_ids,
+)
 from imcaption.deploy.onnx_export import export_graph
-from imcaption.deploy.onnx_reader import ids_through_end, open_session, read_description
+from imcaption.engine.checkpoint import is_onnx_file
 from imcaption.models.caption_decoders import CaptionModel
-from imcaption.text.word_tokenizer import END, START, WordTokenizer
+from imcaption.text.word_tokenizer import START
+from imcaption.version import __version__
 
-CAPTION_ONNX_FORMAT = "imcaption-onnx-captioner"
-CAPTION_ONNX_VERSION = 1
-READABLE_CAPTION_ONNX_VERSIONS = (1,)
+# The reader's names stay importable from here, where the reader was defined before caption_onnx_reader.py.
+__all__ = [
+    "CAPTION_ONNX_FORMAT",
+    "CAPTION_ONNX_VERSION",
+    "READABLE_CAPTION_ONNX_VERSIONS",
+    "CaptionGreedyGraph",
+    "OnnxCaptioner",
+    "export_captioner_onnx",
+    "greedy_caption_ids",
+    "write_caption_onnx",
+]
 
 
 class CaptionGreedyGraph(nn.Module):
@@ -60,13 +73,12 @@ class CaptionGreedyGraph(nn.Module):
 
 def export_captioner_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     """`out` (.onnx) from a captioner's training checkpoint or weights-only export."""
-    captioner = Captioner.load(checkpoint)
-    if not isinstance(captioner, Captioner):
+    if is_onnx_file(checkpoint):
         raise ValueError(f"{checkpoint} is already an ONNX model")
-    return write_caption_onnx(captioner, out)
+    return write_caption_onnx(TorchCaptioner.load(checkpoint), out)
 
 
-def write_caption_onnx(captioner: Captioner, out: str | Path) -> Path:
+def write_caption_onnx(captioner: TorchCaptioner, out: str | Path) -> Path:
     """Write `captioner` to `out` as ONNX: the batch dimension dynamic, its description in the metadata."""
     spec = captioner.spec
     backbone = captioner.backbone() if spec.encoder == "mobilenet" else None
@@ -81,40 +93,3 @@ def write_caption_onnx(captioner: Captioner, out: str | Path) -> Path:
         "tokenizer": captioner.tokenizer.to_dict(),
     }
     return export_graph(graph, example, outputs, description, out)
-
-
-def greedy_caption_ids(logits: np.ndarray) -> tuple[list[list[int]], int]:
-    """Per-step logits (B, T, V) -> each caption's ids up to and including <end> (all T without one), and the
-    longest caption's steps: the PyTorch search stops there, once every caption has ended."""
-    ids, steps = ids_through_end(logits.argmax(axis=-1), END)
-    return ids, int(steps.max()) if len(steps) else 0
-
-
-class OnnxCaptioner(BaseCaptioner):
-    """The same captioning API as `Captioner` (caption, pixels, caption_pixels), run by ONNX Runtime; greedy
-    search only."""
-
-    def __init__(self, session, described: dict) -> None:  # noqa: ANN001
-        self.session = session
-        self.spec = CaptionModelSpec(**described["model_config"])
-        self.tokenizer = WordTokenizer.from_dict(described["tokenizer"])
-
-    @classmethod
-    def load(cls, path: str | Path, threads: int = 0) -> OnnxCaptioner:
-        """threads: ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core)."""
-        session = open_session(path, threads)
-        return cls(session, read_description(session, CAPTION_ONNX_FORMAT, READABLE_CAPTION_ONNX_VERSIONS))
-
-    def scores(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        """The graph's raw outputs for (B, side, side, 3) uint8 model inputs, by output name."""
-        names = [output.name for output in self.session.get_outputs()]
-        outputs = self.session.run(names, {"images": np.ascontiguousarray(pixels, dtype=np.uint8)})
-        return dict(zip(names, outputs, strict=True))
-
-    def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> tuple[list[list[int]], np.ndarray | None]:
-        if beam != 1:
-            raise ValueError("an ONNX captioner decodes greedily; for --beam caption with the checkpoint instead")
-        out = self.scores(pixels)
-        ids, longest = greedy_caption_ids(out["logits"])
-        maps = out.get("attention")
-        return ids, None if maps is None else maps[:, :longest].reshape(len(ids), longest, *self.grid)

@@ -24,12 +24,13 @@ import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.
 import torch.nn.functional as F
 from torch import nn
 
-from imcaption import __version__
-from imcaption.captcha.recognizer import Recognizer
-from imcaption.deploy.onnx_reader import ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxRecognizer, is_onnx_file
+from imcaption.captcha.recognizer import TorchRecognizer
+from imcaption.deploy.onnx_reader import ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxRecognizer
+from imcaption.engine.checkpoint import is_onnx_file
 from imcaption.files import write_atomically
 from imcaption.models.encoder import CentredPad, FusedConvReLU
 from imcaption.text.char_tokenizer import START
+from imcaption.version import __version__
 
 OPSET = 18
 # What the graph's scores are: per-step logits of an autoregressive or parallel decoder, or per-column CTC
@@ -147,7 +148,7 @@ def output_names(kind: str) -> list[str]:
     return ["log_probs"] if kind in CTC_DECODERS else ["logits", "attention"]
 
 
-def describe(recognizer: Recognizer) -> dict:
+def describe(recognizer: TorchRecognizer) -> dict:
     """The metadata a reader needs besides the graph."""
     config = recognizer.config
     return {
@@ -163,8 +164,8 @@ def describe(recognizer: Recognizer) -> dict:
     }
 
 
-def write_onnx(recognizer: Recognizer, out: str | Path) -> Path:
-    """Write `recognizer` (as `Recognizer.load` gives it: eval mode, BatchNorm folded) to `out` as ONNX: the
+def write_onnx(recognizer: TorchRecognizer, out: str | Path) -> Path:
+    """Write `recognizer` (as `TorchRecognizer.load` gives it: eval mode, BatchNorm folded) to `out` as ONNX: the
     batch dimension dynamic, the model's description in the file's metadata."""
     graph = GreedyGraph(for_export(recognizer.model), recognizer.config.kind).eval()
     size = recognizer.size
@@ -210,7 +211,6 @@ def onnx_reader_for(model: str | Path, spin: bool = True, threads: int = 0) -> O
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     """`out` (.onnx) from a training checkpoint or a weights-only export."""
-    recognizer = Recognizer.load(checkpoint, precision="fp32")  # ONNX Runtime reads fp32 on the CPU
-    if not isinstance(recognizer, Recognizer):
+    if is_onnx_file(checkpoint):
         raise ValueError(f"{checkpoint} is already an ONNX model")
-    return write_onnx(recognizer, out)
+    return write_onnx(TorchRecognizer.load(checkpoint, precision="fp32"), out)  # ONNX Runtime reads fp32 on the CPU

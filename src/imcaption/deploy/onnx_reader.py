@@ -4,34 +4,27 @@ scores, and this module turns them into words and confidences exactly as the PyT
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imcaption.captcha.recognizer import BaseRecognizer, Readings, letter_confidences
-from imcaption.engine.checkpoint import CheckpointError
-from imcaption.engine.search import LexiconTrie
+from imcaption.captcha.reading_types import BaseRecognizer, Readings, letter_confidences
+from imcaption.engine.model_files import CheckpointError
+from imcaption.engine.model_files import is_onnx_file as is_onnx_file  # re-exported: its home before checkpoint.py
 from imcaption.images import ImageSize
 from imcaption.models import RecognizerConfig
 from imcaption.text.char_tokenizer import END, PAD, CharTokenizer
 
+# This reader runs where only the core is installed (ONNX Runtime, NumPy, Pillow): nothing it imports needs torch.
+if TYPE_CHECKING:
+    from imcaption.engine.search import LexiconTrie
+
 ONNX_FORMAT = "imcaption-onnx-recognizer"
 ONNX_FORMAT_VERSION = 1
 READABLE_ONNX_VERSIONS = (1,)
-
-
-def is_onnx_file(path: str | Path) -> bool:
-    """By name (.onnx) or by content: an ONNX model is a protobuf whose first field is ir_version (tag byte 0x08),
-    where a checkpoint is a zip archive ("PK") and a safetensors file a length followed by a JSON header ("{")."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        return True
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(9)
-    except OSError:
-        return False
-    return head[:1] == b"\x08" and head[8:9] != b"{" and head[:2] != b"PK"
+GREEDY_ONLY = "an ONNX model decodes greedily; for --beam or --lexicon read the checkpoint instead"
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -134,9 +127,13 @@ class OnnxRecognizer(BaseRecognizer):
         outputs = self.session.run(names, {"images": np.ascontiguousarray(pixels, dtype=np.uint8)})
         return dict(zip(names, outputs, strict=True))
 
+    def lexicon(self, words: Iterable[str]) -> LexiconTrie:
+        """Refused at once: the graph decodes greedily, and a trie (a torch tensor) would need the 'train' extra."""
+        raise ValueError(GREEDY_ONLY)
+
     def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
         if beam != 1 or lexicon is not None:
-            raise ValueError("an ONNX model decodes greedily; for --beam or --lexicon read the checkpoint instead")
+            raise ValueError(GREEDY_ONLY)
         out = self.scores(pixels)
         if "log_probs" in out:
             ids, log_conf, char_confidences = ctc_words(out["log_probs"])

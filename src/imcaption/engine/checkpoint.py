@@ -16,15 +16,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from imcaption import __version__
+# Re-exported: both lived here before model_files.py, which holds them without torch.
+from imcaption.engine.model_files import CheckpointError as CheckpointError
+from imcaption.engine.model_files import is_onnx_file as is_onnx_file
 from imcaption.files import write_atomically
+from imcaption.version import __version__
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1 (imcaption 0.1) differs only in how training state is laid out
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable, unsafe or made by an incompatible version."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str) -> None:
@@ -100,4 +99,7 @@ def load_model_file(path: str | Path, kind: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if is_onnx_file(path):
+        # The PyTorch readers take checkpoints and exports; the backend for a file is chosen in imcaption.api.
+        raise CheckpointError(f"{path} is an ONNX model: load it with imcaption.Recognizer.load or Captioner.load")
     return load_checkpoint(path, kind) if _is_zip(path) else _load_export(path, kind)

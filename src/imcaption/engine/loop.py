@@ -1,10 +1,11 @@
 """The training loop every task shares, read top to bottom in `Trainer.run`.
 
-A task (captcha recognition, captioning) plugs in what differs through `Task`: its model, the batch of a step,
-the loss, the validation metrics and what a checkpoint must carry to use the model. The loop owns the rest:
-AdamW with warmup + cosine (a pure function of the step), clipping, validation cadence, best/last/step-N
-checkpoints, metrics.jsonl and curves.png, the progress bar, and exact resume: a checkpoint holds the step,
-the weights, the optimizer, every random state and the best metric, so a resumed run replays the same steps.
+A task (captcha recognition, captioning) plugs in what differs through `Task` (task.py): its model, the batch
+of a step, the loss, the validation metrics and what a checkpoint must carry to use the model. The loop owns the
+rest: AdamW with warmup + cosine (a pure function of the step), clipping, validation cadence, when to write
+best/last/step-N checkpoints, metrics.jsonl and curves.png (records.py writes them), the progress bar, and exact
+resume: a checkpoint holds the step, the weights, the optimizer, every random state and the best metric
+(training_state.py), so a resumed run replays the same steps.
 
 A time-budgeted run (`LoopConfig.minutes`) trains until its wall time, summed over sessions, reaches the budget,
 with the cosine driven by the fraction of the budget spent; it validates on a fixed subset as it goes and on
@@ -22,94 +23,49 @@ does not depend on the number of processes, so a run resumes at any world size.
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from imcaption.engine.averaging import WeightAverage
-from imcaption.engine.checkpoint import CheckpointError, save_checkpoint
 from imcaption.engine.config import LoopConfig
+from imcaption.engine.devices import resolve_device
 from imcaption.engine.distributed import SINGLE, World, data_parallel
 from imcaption.engine.interrupt import Interrupted, StopRequests
 from imcaption.engine.precision import autocast, resolve_precision
 from imcaption.engine.progress import progress_bar
+from imcaption.engine.records import (
+    Window,
+    append_record,
+    draw_curves,
+    forget_records_after,
+    metrics_text,
+    save_last,
+    save_validated,
+)
 from imcaption.engine.schedule import warmup_cosine, warmup_cosine_budget
-from imcaption.files import write_text_atomically
-from imcaption.visualize import plot_training_curves
+from imcaption.engine.task import Task, TaskKind
+from imcaption.engine.training_state import RunState, restore_training_state, training_state
 
-
-@dataclass(frozen=True)
-class TaskKind:
-    """What the engine needs to know of a task class before it has one."""
-
-    config_type: type  # the task's config dataclass (a `loop: LoopConfig` inside)
-    checkpoint_format: str  # the `format` written into its checkpoints
-    selection_metric: str  # the validation metric that picks best.pt; higher is better
-
-
-class Task(Protocol):
-    """What a task gives the loop. `batch(step)` must depend only on the step and the task's own random
-    state (saved through `rng_state`), so that a resumed run sees the same batches."""
-
-    kind: TaskKind
-    model: nn.Module
-    steps_per_epoch: int
-    batch_size: int
-
-    def batch(self, step: int, rows: slice = slice(None)) -> Any:
-        """Rows `rows` of step `step`'s global batch (all of it by default): under torchrun each rank reads only
-        its own share, and a share is the same rows whatever the number of processes."""
-        ...
-
-    def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scalar loss of a batch (model in train mode), and batch metrics for the log (may be empty)."""
-        ...
-
-    def validate(self, limit: int | None = None, world: World = SINGLE) -> dict[str, float]:
-        """Validation metrics, `selection_metric` among them (model in eval mode, no gradients), on the first
-        `limit` validation images (always the same ones), or on all of them; each rank of `world` reads its
-        share and the metrics are computed from everything gathered, the same on every rank."""
-        ...
-
-    def description(self) -> dict[str, Any]:
-        """What a checkpoint needs besides the weights to use the model: config, tokenizer, input size."""
-        ...
-
-    def rng_state(self) -> dict[str, torch.Tensor]: ...
-
-    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None: ...
-
-
-@dataclass
-class RunState:
-    step: int = 0  # optimizer steps done
-    validated_step: int = 0  # the last step whose validation finished
-    best_metric: float = float("-inf")
-    wall_seconds: float = 0.0  # training and validation, summed over every session of the run
-    validated_seconds: float = 0.0  # wall_seconds when the last validation finished
-
+# Task, TaskKind, RunState, Window and resolve_device were defined here before the loop was split by job; they stay
+# importable from this module for the code that imports them from here.
+__all__ = ["BUDGET_VALIDATIONS", "RunState", "Task", "TaskKind", "Trainer", "Window", "resolve_device"]
 
 # A time-budgeted run with no --eval-every validates this many times, evenly over its budget.
 BUDGET_VALIDATIONS = 12
-
-
-def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: this torch has no CUDA device available; use --device cpu")
-    return device
+BUDGET_BAR = "{desc}: {percentage:3.0f}%|{bar}| {elapsed} of the budget, {remaining} left{postfix}"
 
 
 class Trainer:
+    """One run of one task in `run_dir`: a new run, or a resumed one after `resume_from` (engine/run.py builds
+    both)."""
+
     def __init__(self, task: Task, loop: LoopConfig, run_dir: str | Path, progress: bool = True,
                  world: World = SINGLE) -> None:  # fmt: skip
         self.task, self.loop, self.run_dir, self.world = task, loop, Path(run_dir), world
@@ -154,7 +110,7 @@ class Trainer:
         after saving on a signal."""
         if self.world.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._forget_records_after(self.state.validated_step)
+            forget_records_after(self.run_dir, self.state.validated_step)
         self._session_start = time.perf_counter()
         bar = self._progress_bar()
         window = Window()
@@ -311,127 +267,21 @@ class Trainer:
         if not self.world.is_main:
             return
         # The log line first, then the checkpoints: a kill between the two leaves a line after the last
-        # checkpoint, which the resumed run drops (resume_from) before it validates that step again.
-        with (self.run_dir / "metrics.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        self._save_all(record, is_best)
-        plot_training_curves(
-            self.run_dir / "metrics.jsonl", self.run_dir / "curves.png", self.task.kind.selection_metric
-        )
-        shown = ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in metrics.items())
-        bar.write(f"step {self.state.step}: {shown}, {record['wall_minutes']:.1f} min")
+        # checkpoint, which the resumed run drops (forget_records_after) before it validates that step again.
+        append_record(self.run_dir, record)
+        save_validated(self.run_dir, self.checkpoint_state(record), self.task.kind.checkpoint_format,
+                       self.state.step, is_best, self.loop.keep)  # fmt: skip
+        draw_curves(self.run_dir, self.task.kind.selection_metric)
+        bar.write(f"step {self.state.step}: {metrics_text(metrics)}, {record['wall_minutes']:.1f} min")
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def checkpoint_state(self, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state(), **self.task.rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        if self.average is None:
-            weights = {"model": self.task.model.state_dict()}
-        else:  # "model" (what a reader loads) is the average; the trained weights go along for a resume
-            weights = {
-                "model": self.average.weights(),
-                "trained_model": self.task.model.state_dict(),
-                "ema_updates": self.average.updates,
-            }
-        return {
-            **self.task.description(),
-            **weights,
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng,
-            "run_state": asdict(self.state),
-            "precision": self.precision,  # what --precision resolved to on this machine
-            "metrics": metrics or {},
-        }
+        """What a checkpoint of this moment holds, `metrics` (the validation's record) among it."""
+        return training_state(self.task, self.optimizer, self.average, self.state, self.precision, metrics)
 
     def _save_last(self) -> None:
-        save_checkpoint(self.run_dir / "last.pt", self.checkpoint_state(), self.task.kind.checkpoint_format)
-
-    def _save_all(self, record: dict[str, Any], is_best: bool) -> None:
-        state = self.checkpoint_state(record)
-        kind = self.task.kind.checkpoint_format
-        save_checkpoint(self.run_dir / f"step-{self.state.step:07d}.pt", state, kind)
-        if is_best:
-            save_checkpoint(self.run_dir / "best.pt", state, kind)
-        # last.pt is what a resume starts from, so it is written last: a kill before it repeats this validation.
-        save_checkpoint(self.run_dir / "last.pt", state, kind)
-        for old in sorted(self.run_dir.glob("step-*.pt"))[: -self.loop.keep or None]:
-            old.unlink()
+        save_last(self.run_dir, self.checkpoint_state(), self.task.kind.checkpoint_format)
 
     def resume_from(self, state: dict[str, Any]) -> None:
-        if "run_state" not in state:
-            raise CheckpointError(
-                "this checkpoint was saved by imcaption 0.1, which kept no resumable run state;"
-                " it can still be read and evaluated, but training must start a new run"
-            )
-        if self.average is not None:
-            self.task.model.load_state_dict(state["trained_model"])
-            self.average.restore(state["model"], state["ema_updates"])
-        else:
-            self.task.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        rng = dict(state["rng"])
-        torch.set_rng_state(rng.pop("torch"))
-        cuda = rng.pop("cuda", None)
-        if cuda is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda)
-        self.task.set_rng_state(rng)
-        self.state = RunState(**state["run_state"])
-
-    def _forget_records_after(self, step: int) -> None:
-        """Drop log lines of validations that no checkpoint holds: a run killed between writing the line and
-        saving, or a new run started where a killed one left a log but no checkpoint."""
-        log = self.run_dir / "metrics.jsonl"
-        if log.is_file():
-            lines = [line for line in log.read_text().splitlines() if line.strip()]
-            kept = [line for line in lines if (record := _decoded(line)) is not None and record["step"] <= step]
-            if len(kept) != len(lines):
-                write_text_atomically(log, "".join(line + "\n" for line in kept))
-
-
-BUDGET_BAR = "{desc}: {percentage:3.0f}%|{bar}| {elapsed} of the budget, {remaining} left{postfix}"
-
-
-def _decoded(line: str) -> dict | None:
-    """A metrics.jsonl record, or None for a line torn by a kill in the middle of writing it."""
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError:
-        return None
-
-
-class Window:
-    """Training losses, batch metrics and throughput between two validations."""
-
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-        self.metrics: dict[str, list[float]] = {}
-        self.images = 0
-        self.start = time.perf_counter()
-        self.end: float | None = None
-
-    def freeze(self) -> None:
-        """Stop the clock: validation time does not count against training throughput."""
-        self.end = self.end or time.perf_counter()
-
-    def add(self, loss: float, metrics: dict[str, float], images: int) -> None:
-        self.losses.append(loss)
-        for name, value in metrics.items():
-            self.metrics.setdefault(name, []).append(value)
-        self.images += images
-
-    def images_per_s(self) -> float:
-        return self.images / max(1e-9, (self.end or time.perf_counter()) - self.start)
-
-    def postfix(self) -> dict[str, str]:
-        shown = {"loss": f"{np.mean(self.losses[-50:]):.3f}"}
-        shown.update({name: f"{np.mean(values[-50:]):.3f}" for name, values in self.metrics.items()})
-        shown["img_s"] = f"{self.images_per_s():.0f}"
-        return shown
-
-    def summary(self) -> dict[str, float]:
-        if not self.losses:  # a validation redone on resume, before any step of this session
-            return {}
-        summary = {"train_loss": float(np.mean(self.losses)), "train_images_per_s": self.images_per_s()}
-        summary.update({f"train_{name}": float(np.mean(values)) for name, values in self.metrics.items()})
-        return summary
+        """Continue from a training checkpoint's state: weights, optimizer, random states and the run's step."""
+        self.state = restore_training_state(state, self.task, self.optimizer, self.average)

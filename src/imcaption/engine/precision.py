@@ -9,24 +9,33 @@ checkpoint does not depend on the precision it was trained in.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` runs bfloat16 matrix and convolution kernels in hardware."""
+    import torch  # here, not at the top: the ONNX Runtime reader checks precision names without torch
+
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """`name` ("auto", "fp32" or "bf16") made concrete for `device`: "fp32" or "bf16"."""
+def check_precision(name: str) -> str:
+    """`name` if it is one of PRECISIONS, else ValueError naming them."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
-    if name == "auto":
+    return name
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """`name` ("auto", "fp32" or "bf16") made concrete for `device`: "fp32" or "bf16"."""
+    if check_precision(name) == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return name
 
@@ -35,4 +44,6 @@ def autocast(precision: str, device: torch.device) -> AbstractContextManager:
     """The context a forward pass runs in for a resolved `precision`."""
     if precision == "fp32":
         return nullcontext()
+    import torch  # as in native_bf16
+
     return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -8,7 +8,8 @@ from typing import Any, Protocol
 from imcaption.engine.checkpoint import CheckpointError, load_checkpoint
 from imcaption.engine.config import resume_config, with_options
 from imcaption.engine.distributed import SINGLE, World, join
-from imcaption.engine.loop import Task, TaskKind, Trainer
+from imcaption.engine.loop import Trainer
+from imcaption.engine.task import Task, TaskKind
 
 
 class TaskType(Protocol):

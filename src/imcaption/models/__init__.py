@@ -1,44 +1,28 @@
-"""Networks: pure nn.Modules, no I/O."""
+"""Networks: pure nn.Modules, no I/O.
+
+This package root imports no torch: the configs are plain data (config.py) that the ONNX Runtime reader needs
+without torch, and `build_recognizer` imports the networks when it builds one."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
+from imcaption.models.config import RECOGNIZERS, EncoderConfig, RecognizerConfig
 
-from imcaption.models.crnn import CRNNRecognizer
-from imcaption.models.ctc import CTCRecognizer
-from imcaption.models.encoder import ConvEncoder, EncoderConfig
-from imcaption.models.parallel import ParallelRecognizer
-from imcaption.models.sat import SATRecognizer
-
-RECOGNIZERS = ("sat", "par", "ctc", "crnn")
-
-
-@dataclass(frozen=True)
-class RecognizerConfig:
-    kind: str = "sat"
-    encoder: EncoderConfig = EncoderConfig()
-    hidden: int = 256
-    embed: int = 64
-    attention: int = 128
-    vocab_size: int = 29
-    max_length: int = 5
-    layers: int = 2  # par: query blocks
-    heads: int = 4  # par: attention heads
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, state: dict) -> RecognizerConfig:
-        encoder = {**state["encoder"], "channels": tuple(state["encoder"].get("channels", EncoderConfig.channels))}
-        return cls(**{**state, "encoder": EncoderConfig(**encoder)})
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def build_recognizer(config: RecognizerConfig) -> nn.Module:
     if config.kind not in RECOGNIZERS:
         raise ValueError(f"unknown model {config.kind!r}; choose one of {', '.join(RECOGNIZERS)}")
+    # The networks import torch, so they are imported here, where one is built, and not with the package.
+    from imcaption.models.crnn import CRNNRecognizer
+    from imcaption.models.ctc import CTCRecognizer
+    from imcaption.models.encoder import ConvEncoder
+    from imcaption.models.parallel import ParallelRecognizer
+    from imcaption.models.sat import SATRecognizer
+
     if config.kind == "crnn":  # the peer brings its own CNN
         return CRNNRecognizer(config.encoder.height, config.vocab_size)
     encoder = ConvEncoder(config.encoder)

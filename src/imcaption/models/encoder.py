@@ -7,25 +7,12 @@ Sized for CPU throughput: three stride-2 convolutions bring the 96x192 default i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    height: int = 64
-    width: int = 128
-    channels: tuple[int, int, int, int] = (16, 32, 64, 128)
-    # 8 keeps twice as many columns as rows, for words read left to right; 16 gives square cells (scenes).
-    column_stride: int = 8
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        return self.height // 16, self.width // self.column_stride
+from imcaption.models.config import EncoderConfig as EncoderConfig  # its home before config.py
 
 
 def fuse_conv_batch_norm_blocks(module: nn.Module) -> None:

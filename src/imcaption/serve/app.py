@@ -10,12 +10,8 @@ traceback goes to the server's log only."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
@@ -27,166 +23,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException
-from starlette.requests import ClientDisconnect
 
-from imcaption import __version__
-from imcaption.images import IMAGE_FORMATS, ImageSize, png_pixels, to_model_input, upright
-from imcaption.serve.batcher import DeadlineExceeded, MicroBatcher, ModelError, Overloaded, QueueFull
+from imcaption.serve.batcher import MicroBatcher, ModelError, Overloaded
+from imcaption.serve.errors import ServiceError, error_response, overloaded_error
 from imcaption.serve.limits import ServiceLimits
+from imcaption.serve.middleware import BodyLimit, Shed
 from imcaption.serve.models import ServedModel
+from imcaption.serve.uploads import UPLOAD_DOC, Decoders, decode_upload, uploaded_images
+from imcaption.version import __version__
+
+# The errors, the middlewares and the uploads were defined here before the application was split by job; the names
+# other code imports from this module stay importable from it.
+__all__ = ["ServiceError", "caption_json", "create_app", "decode_upload", "overloaded_error", "reading_json"]
 
 STATIC = resources.files("imcaption.serve") / "static"
 # Swagger UI and ReDoc, the very files FastAPI's docs pages would fetch from a CDN, shipped by a PyPI package.
 DOCS_ASSETS = resources.files("fastapi_offline") / "static"
-RAW_TYPES = ("application/octet-stream",)
-
-
-class ServiceError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-def overloaded_error(err: Overloaded) -> ServiceError:
-    code = "deadline_exceeded" if isinstance(err, DeadlineExceeded) else "overloaded"
-    return ServiceError(503, code, str(err), {"Retry-After": str(err.retry_after)})
-
-
-# Far above what a browser or curl sends (a few hundred bytes), far below what would cost memory.
-MAX_HEADER_BYTES = 16 * 1024
-
-
-class BodyLimit:
-    """ASGI middleware: refuses oversized headers and a declared Content-Length over the limit before reading
-    anything, stops a body (chunked or lying about its length) as soon as it passes the limit, and one that has
-    not arrived whole `timeout` seconds after its headers (a client sending a byte a second holds a connection
-    and a growing buffer for as long as it likes otherwise)."""
-
-    def __init__(self, app: Any, max_bytes: int, timeout: float = 60.0) -> None:
-        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
-        if header_bytes > MAX_HEADER_BYTES:
-            message = f"request headers are {header_bytes:,} bytes, over the limit of {MAX_HEADER_BYTES:,}"
-            await error_response(431, "headers_too_large", message)(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            problem = "is not a number" if not declared.isdigit() else f"is over the limit of {self.max_bytes:,} bytes"
-            status = 400 if not declared.isdigit() else 413
-            await error_response(status, "body_too_large" if status == 413 else "bad_length",
-                                 f"Content-Length {problem}")(scope, receive, send)  # fmt: skip
-            return
-        received, deadline = 0, time.monotonic() + self.timeout
-
-        async def limited_receive() -> dict:
-            nonlocal received
-            try:
-                async with asyncio.timeout(deadline - time.monotonic()):
-                    message = await receive()
-            except TimeoutError:
-                # connection: close, since the rest of the body may still be on its way.
-                raise ServiceError(408, "body_timeout", f"the request body did not arrive within {self.timeout:g} s",
-                                   {"Connection": "close"}) from None  # fmt: skip
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    limit = f"{self.max_bytes:,} bytes"
-                    raise ServiceError(413, "body_too_large", f"request body is over the limit of {limit}")
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-MODEL_PATHS = ("/v1/read", "/v1/caption")
-
-
-class Shed:
-    """ASGI middleware, the outermost: at capacity a request for the model is refused before anything else is
-    done for it (no routing, no body read). Past capacity refusals come by the thousand a second, and the model's
-    thread competes with them for the interpreter: here one costs about half what it cost through FastAPI's
-    routing and exception handlers (0.13 ms against 0.25 ms of a 2-core machine's worker process)."""
-
-    def __init__(self, app: Any, check_room: Callable[[], None]) -> None:
-        self.app, self.check_room = app, check_room
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] in MODEL_PATHS:
-            try:
-                self.check_room()
-            except Overloaded as err:
-                error = overloaded_error(err)
-                await error_response(error.status, error.code, error.message, error.headers)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-async def uploaded_images(request: Request, limits: ServiceLimits) -> list[tuple[str, bytes]]:
-    """(name, bytes) of each image in a multipart upload (any file fields) or a raw image body."""
-    mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if mime == "multipart/form-data":
-        try:
-            form = await request.form(max_files=limits.max_images, max_fields=limits.max_images + 16)
-        except ClientDisconnect:
-            raise ServiceError(400, "client_disconnected", "the client left before the body arrived") from None
-        except (MultiPartException, StarletteHTTPException, AssertionError, ValueError) as err:
-            detail = getattr(err, "detail", None) or getattr(err, "message", None) or str(err)
-            if "Too many files" in str(detail):
-                raise ServiceError(413, "too_many_images", f"at most {limits.max_images} images per request") from None
-            raise ServiceError(400, "bad_multipart", f"cannot parse the multipart body: {detail}") from None
-        files = [value for _, value in form.multi_items() if not isinstance(value, str)]
-        if not files:
-            raise ServiceError(400, "no_image", "the multipart body has no file field; send the image as a file")
-        images = [(f.filename or f"image {n}", await f.read()) for n, f in enumerate(files)]
-        await form.close()
-        return images
-    if mime.startswith("image/") or mime in RAW_TYPES:
-        try:
-            body = await request.body()
-        except ClientDisconnect:
-            raise ServiceError(400, "client_disconnected", "the client left before the body arrived") from None
-        if not body:
-            raise ServiceError(400, "empty_body", "the request body is empty; send the image's bytes")
-        return [("body", body)]
-    got = f"Content-Type {mime!r}" if mime else "no Content-Type"
-    raise ServiceError(415, "unsupported_media_type", f"send multipart/form-data or raw image bytes; got {got}")
-
-
-def decode_upload(name: str, data: bytes, size: ImageSize, max_pixels: int) -> np.ndarray:
-    """One upload -> the model's (H, W, 3) uint8 input, or a ServiceError that names the image and the problem."""
-    if not data:
-        raise ServiceError(422, "empty_image", f"{name}: the file is empty")
-    try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ServiceError(413, "image_too_large",
-                                   f"{name}: {width}x{height} is over the limit of {max_pixels:,} pixels")  # fmt: skip
-            pixels = png_pixels(image, data)
-            if pixels is not None:
-                return to_model_input(pixels, size)
-            image.load()
-            return to_model_input(upright(image), size)
-    except ServiceError:
-        raise
-    except Image.DecompressionBombError:  # Pillow's own guard, met before ours on absurd sizes
-        raise ServiceError(413, "image_too_large", f"{name}: over the limit of {max_pixels:,} pixels") from None
-    except UnidentifiedImageError:
-        formats = ", ".join(IMAGE_FORMATS)
-        raise ServiceError(422, "not_an_image", f"{name}: not an image in a format read here ({formats})") from None
-    except Exception as err:  # Pillow raises many kinds for damaged files; every one is the client's problem
-        raise ServiceError(422, "not_an_image", f"{name}: cannot decode it as an image ({err})") from None
 
 
 def reading_json(result: dict[str, Any], attention: bool) -> dict[str, Any]:
@@ -209,66 +62,6 @@ def caption_json(result: dict[str, Any], attention: bool) -> dict[str, Any]:
     if attention and result["attention"] is not None:
         out["attention"] = np.round(result["attention"].astype(np.float64), 5).tolist()
     return out
-
-
-UPLOAD_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"image": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                }
-            },
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
-
-
-class Decoders:
-    """Uploads decode in threads: the PNG decoder and Pillow's resize let go of the GIL, so while one worker
-    process has more connections than the other (keep-alive clients stay with the worker that accepted them),
-    its decoding spreads over the cores the other leaves idle, instead of queueing on its event loop. A thread
-    pool's queue has no bound, so the images admitted are counted here, `max_queue` at most."""
-
-    def __init__(self, max_queue: int) -> None:
-        self.pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="decode")
-        self.max_queue, self.admitted = max_queue, 0
-        self.refused_full = self.refused_deadline = 0
-
-    def check_room(self, images: int = 1) -> None:
-        """QueueFull unless `images` more may wait for decoding."""
-        if self.admitted + images > self.max_queue:
-            self.refused_full += 1
-            raise QueueFull(f"the service is at capacity: {self.admitted} images wait for decoding, the limit is "
-                            f"{self.max_queue}; try again shortly", 1)  # fmt: skip
-
-    async def decode(self, uploads: list[tuple[str, bytes]], size: ImageSize, max_pixels: int,
-                     deadline: float) -> np.ndarray:  # fmt: skip
-        """The uploads as one (n, H, W, 3) batch; QueueFull if there is no room, DeadlineExceeded past `deadline`
-        (an image still waiting for a thread then is never decoded)."""
-        self.check_room(len(uploads))
-        self.admitted += len(uploads)
-        loop = asyncio.get_running_loop()
-        try:
-            decoded = []
-            for name, data in uploads:
-                job = loop.run_in_executor(self.pool, decode_upload, name, data, size, max_pixels)
-                try:
-                    decoded.append(await asyncio.wait_for(job, max(0.0, deadline - time.monotonic())))
-                except TimeoutError:
-                    self.refused_deadline += 1
-                    raise DeadlineExceeded("the service is overloaded: the request's images were not decoded "
-                                           "before its deadline; try again shortly", 1) from None  # fmt: skip
-            return np.stack(decoded)
-        finally:
-            self.admitted -= len(uploads)
-
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=True)
 
 
 def create_app(model: ServedModel, limits: ServiceLimits | None = None) -> FastAPI:

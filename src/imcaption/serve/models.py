@@ -1,6 +1,9 @@
 """The model behind the service: a captcha recognizer (run by ONNX Runtime) or a captioner (PyTorch, or ONNX
 Runtime for an .onnx export), both reduced to one function from a batch of model-sized pixels to one result per
-image."""
+image.
+
+An .onnx recognizer is served without torch (the 'serve' extra over the core); torch is imported only for a
+checkpoint or an export, which the 'train' extra brings."""
 
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from imcaption.captcha.recognizer import BaseRecognizer
-from imcaption.engine.checkpoint import CheckpointError
+from imcaption.captcha.reading_types import READ_PRECISION, BaseRecognizer
+from imcaption.deploy.onnx_reader import OnnxRecognizer
+from imcaption.engine.model_files import CheckpointError, is_onnx_file
 from imcaption.engine.precision import resolve_precision
 from imcaption.images import ImageSize
 from imcaption.serve.settings import check_backend
@@ -28,26 +31,24 @@ class ServedModel:
 
 
 def _recognizer_reader(path: Path, backend: str, threads: int) -> BaseRecognizer:
-    from imcaption.api import Recognizer
-    from imcaption.captcha.recognizer import READ_PRECISION
-    from imcaption.deploy.onnx_export import onnx_reader_for
-    from imcaption.deploy.onnx_reader import is_onnx_file
-
     check_backend(backend)
     if is_onnx_file(path):
         if backend == "pytorch":
             raise ValueError(f"{path} is an ONNX model: it runs on onnxruntime; serve its checkpoint for pytorch")
-        backend = "onnxruntime"
+        # The model's threads sleep between calls: the cores are the HTTP server's then.
+        return OnnxRecognizer.load(path, threads, spin=False)
+    import torch
+
+    from imcaption.api import Recognizer
+    from imcaption.deploy.onnx_export import onnx_reader_for
+
     if backend == "auto":
         bf16 = resolve_precision(READ_PRECISION, torch.device("cpu")) == "bf16"
         backend = "pytorch" if bf16 else "onnxruntime"
-    # The model's threads sleep between calls: the cores are the HTTP server's then.
     return onnx_reader_for(path, spin=False, threads=threads) if backend == "onnxruntime" else Recognizer.load(path)
 
 
 def _recognizer(path: Path, backend: str, threads: int) -> ServedModel:
-    from imcaption.api import Recognizer
-
     reader = _recognizer_reader(path, backend, threads)
 
     def run(pixels: np.ndarray) -> list[dict[str, Any]]:
@@ -65,18 +66,18 @@ def _recognizer(path: Path, backend: str, threads: int) -> ServedModel:
             )
         ]
 
-    if isinstance(reader, Recognizer):
-        used = f"pytorch ({reader.precision})"
-    else:
+    if isinstance(reader, OnnxRecognizer):
         used = "onnxruntime" if reader.precision == "fp32" else f"onnxruntime ({reader.precision})"
+    else:
+        used = f"pytorch ({reader.precision})"
     info = {"task": "read", "model": reader.config.kind, "backend": used, "input": reader.size.tag}
     return ServedModel("read", reader.size, run, info)
 
 
 def _captioner(path: Path) -> ServedModel:
     from imcaption.api import Captioner
-    from imcaption.captioning.captioner import own_steps
-    from imcaption.deploy.caption_onnx import OnnxCaptioner
+    from imcaption.captioning.reading_types import own_steps
+    from imcaption.deploy.caption_onnx_reader import OnnxCaptioner
 
     captioner = Captioner.load(path)
     side = captioner.spec.image_size

@@ -36,11 +36,15 @@ WARM_UP_BATCHES = 16
 def load_for_serving(settings: ServeSettings) -> ServedModel:
     """The model with this process's share of the cores, the batch sizes it meets most already run once."""
     import numpy as np
-    import torch
 
     from imcaption.serve.models import load_served_model
 
-    torch.set_num_threads(settings.model_threads)
+    try:
+        import torch
+    except ModuleNotFoundError:  # an .onnx model served with the core and the 'serve' extra: no torch to set up
+        pass
+    else:
+        torch.set_num_threads(settings.model_threads)
     model = load_served_model(settings.model, settings.backend, settings.model_threads)
     size = model.size
     blank = np.zeros((min(settings.limits.max_batch, WARM_UP_BATCHES), size.height, size.width, 3), np.uint8)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PAD, START, END = 0, 1, 2
 SPECIALS = ("<pad>", "<start>", "<end>")
@@ -56,6 +58,8 @@ class CharTokenizer:
 
     def batch_targets(self, words: Sequence[str]) -> torch.Tensor:
         """(B, max_length + 1) ids: each word then <end>, padded with <pad>."""
+        import torch  # training's targets only: reading an .onnx model loads this tokenizer without torch
+
         targets = torch.full((len(words), self.max_length + 1), PAD, dtype=torch.long)
         for row, word in enumerate(words):
             ids = self.encode(word)[: self.max_length] + [END]

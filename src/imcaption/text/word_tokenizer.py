@@ -1,4 +1,5 @@
-"""Words to ids for captions: the top-k words of the training captions, the rest mapped to <unk>.
+"""Words to ids for captions: the top-k words of the training captions (optionally only those seen at least N
+times), the rest mapped to <unk>.
 
 Text is lower-cased and stripped of punctuation before it is split on whitespace, as in the captioning
 tutorial. Ids: <pad>=0, <unk>=1, <start>=2, <end>=3, then words by falling frequency (ties alphabetical)."""
@@ -33,13 +34,15 @@ class WordTokenizer:
         object.__setattr__(self, "index", {w: i for i, w in enumerate(SPECIALS + self.words)})
 
     @classmethod
-    def fit(cls, captions: Iterable[str], top_k: int = 5000) -> WordTokenizer:
-        """The `top_k` most frequent words (specials not counted)."""
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+    def fit(cls, captions: Iterable[str], top_k: int = 5000, min_count: int = 1) -> WordTokenizer:
+        """The `top_k` most frequent words (specials not counted) of those seen at least `min_count` times; the
+        rest become <unk>. The words are all a checkpoint keeps: <unk> is a special, so a fitted vocabulary
+        comes back from `to_dict` whatever the counts were."""
+        if top_k < 1 or min_count < 1:
+            raise ValueError(f"top_k and min_count must be at least 1, got {top_k} and {min_count}")
         counts = Counter(word for caption in captions for word in normalize(caption))
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        return cls(tuple(word for word, _ in ranked[:top_k]))
+        return cls(tuple(word for word, count in ranked[:top_k] if count >= min_count))
 
     @property
     def vocab_size(self) -> int:

@@ -1,0 +1,144 @@
+"""How synthetic captchas look: `CaptchaStyle`, the named styles (faithful, v1, wide), and the two choices a
+style makes for each image before its letters are drawn: which style the image is drawn in (a mixing style draws
+a share of its images in the faithful one) and which face.
+
+drawing.py draws an image in a style; generator.py writes a folder of them. A style's fields are recorded in the
+dataset manifest, so a change to what a style draws is a change of GENERATOR_VERSION (generator.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from imcaption.captcha.fonts import FACES
+
+__all__ = [
+    "FAITHFUL_STYLE",
+    "STYLES",
+    "V1_STYLE",
+    "WIDE_STYLE",
+    "CaptchaStyle",
+    "check_style",
+    "image_style",
+    "pick_face",
+]
+
+
+@dataclass(frozen=True)
+class CaptchaStyle:
+    """How captchas are drawn. The defaults are the faithful style: each field imitates a property of the real
+    words_captcha images, as seen side by side with real samples (the official one is a8.png) and measured by
+    the likeness statistics in BENCHMARKS.md."""
+
+    name: str = "faithful"
+    # Real images are 600 x 320 8-bit RGB on white.
+    width: int = 600
+    height: int = 320
+    # The four real face classes: about half the real images use a plain regular-weight sans; the rest share a
+    # thin felt-marker hand, a connected italic script and a calligraphic script (a8.png).
+    faces: tuple[str, ...] = ("sans", "marker", "connected-script", "calligraphic")
+    # Relative frequency of each face; None draws them uniformly (the v1 style).
+    face_weights: tuple[float, ...] | None = (3.0, 1.0, 1.0, 1.0)
+    # Em size in px: real letters are about 60-90 px tall for an ascender, a lowercase x about 40 px (a8.png).
+    font_size: tuple[int, int] = (80, 120)
+    # Letters of one word differ a little in size.
+    letter_size_jitter: float = 0.1
+    # Real letters stand nearly upright.
+    max_rotation_deg: float = 8.0
+    # Small vertical offsets between letters.
+    max_vertical_offset: int = 14
+    # Irregular spacing, sometimes a gap as wide as a letter.
+    letter_gap: tuple[int, int] = (4, 64)
+    # The word sits anywhere, sometimes within a few pixels of the border.
+    margin: int = 3
+    # Real images carry 10-25 noise strokes; from 12 up, the ink share comes closer to the real 11-13 %.
+    strokes: tuple[int, int] = (12, 25)
+    # Real strokes look 2-5 px thick; 3-5 gives a8.png's median stroke width (4 px) in likeness.py.
+    stroke_width: tuple[int, int] = (3, 5)
+    # "inside": segments, partial arcs, a few ellipses and dashes, ending inside the image (real border-band ink
+    # is about a fifth of v1's); "v1": imcaption 0.1's strokes, which run off the image.
+    stroke_model: str = "inside"
+    # Shares of straight segments, partial arcs, closed ellipses and short dashes: mostly segments in real images.
+    stroke_kinds: tuple[float, float, float, float] = (0.55, 0.25, 0.07, 0.13)
+    # Share of strokes that may leave the image anyway (a few real ones touch the border).
+    stroke_exit_rate: float = 0.1
+    # Sparse single-pixel dots of random colors: about 75 isolated dots per 10,000 px in a8.png.
+    speckle_density: tuple[float, float] = (0.0055, 0.0135)
+    # Colors brighter than this luminance would vanish into the white background.
+    max_luminance: float = 200.0
+    noise: bool = True
+    # Share of the images drawn in the faithful default style instead: a broad style keeps the real-looking images
+    # common, so what it adds costs a model trained on it little on them. 0 for the faithful and v1 styles.
+    faithful_share: float = 0.0
+
+
+# The default everywhere a style is optional; its fields' defaults are the faithful style.
+FAITHFUL_STYLE = CaptchaStyle()
+V1_STYLE = CaptchaStyle(
+    name="v1",
+    faces=("brush-script", "handwriting", "rounded-heavy", "italic-hand"),
+    face_weights=None,
+    font_size=(80, 140),
+    letter_size_jitter=0.15,
+    max_rotation_deg=15.0,
+    max_vertical_offset=18,
+    letter_gap=(2, 34),
+    margin=8,
+    strokes=(10, 25),
+    stroke_width=(2, 6),
+    stroke_model="v1",
+    speckle_density=(0.006, 0.015),
+)
+# For a model meant to read captchas it was not trained on: every face of every family, and wider noise, in half
+# of the images; the other half are drawn in the faithful style. Drawn alone, at the same training steps, the broad
+# half left a model far behind the faithful one on faithful images (bench/results/captcha_styles_unmixed.json).
+# Within the broad half the four faces of the real classes weigh 4 each.
+WIDE_STYLE = CaptchaStyle(
+    name="wide",
+    faces=tuple(FACES),
+    face_weights=tuple(4.0 if face in FAITHFUL_STYLE.faces else 1.0 for face in FACES),
+    font_size=(64, 140),
+    letter_size_jitter=0.15,
+    max_rotation_deg=15.0,
+    max_vertical_offset=20,
+    letter_gap=(0, 72),
+    strokes=(6, 30),
+    stroke_width=(1, 7),
+    stroke_kinds=(0.45, 0.25, 0.12, 0.18),
+    stroke_exit_rate=0.3,
+    speckle_density=(0.0, 0.02),
+    faithful_share=0.5,
+)
+STYLES = {style.name: style for style in (FAITHFUL_STYLE, V1_STYLE, WIDE_STYLE)}
+
+
+def check_style(style: CaptchaStyle) -> None:
+    """Refuse a style that cannot draw: unknown faces, weights that do not match them, an unknown stroke model."""
+    unknown = [face for face in style.faces if face not in FACES]
+    if unknown or not style.faces:
+        raise ValueError(f"unknown faces {unknown or '(none given)'}; known: {', '.join(FACES)}")
+    if style.face_weights is not None and len(style.face_weights) != len(style.faces):
+        raise ValueError(f"{len(style.face_weights)} face weights for {len(style.faces)} faces")
+    if style.stroke_model not in ("inside", "v1"):
+        raise ValueError(f"unknown stroke model {style.stroke_model!r}; choose inside or v1")
+    if not 0.0 <= style.faithful_share <= 1.0:
+        raise ValueError(f"faithful_share is a share of the images, from 0 to 1; got {style.faithful_share}")
+
+
+def image_style(rng: np.random.Generator, style: CaptchaStyle) -> CaptchaStyle:
+    """The style one image is drawn in: `style`, or for a mixing style's share of images the faithful one at
+    `style`'s size. The share is drawn from the image's generator only where the style mixes, so that other
+    styles' images stay byte-identical."""
+    if style.faithful_share and rng.random() < style.faithful_share:
+        return replace(FAITHFUL_STYLE, width=style.width, height=style.height)
+    return style
+
+
+def pick_face(rng: np.random.Generator, style: CaptchaStyle) -> str:
+    """The face of one image, drawn from its generator by the style's weights."""
+    if style.face_weights is None:  # the v1 draw, kept so that v1 images stay byte-identical
+        return style.faces[int(rng.integers(len(style.faces)))]
+    weights = np.asarray(style.face_weights, dtype=float)
+    return style.faces[int(rng.choice(len(style.faces), p=weights / weights.sum()))]
