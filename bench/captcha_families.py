@@ -3,7 +3,7 @@
     python -m bench.captcha_families [--count 20000] [--minutes 12] [--families captcha multicolorcaptcha]
                                      [--models sat crnn] [--seed 0] [--generate-only]
 
-Each family is a PyPI captcha generator (`pip install -e .[families]`), drawn in the file-name layout
+Each family is a PyPI captcha generator (`pip install -e .[train,families]`), drawn in the file-name layout
 (`{label}_{index:05d}.png`) into DATA_ROOT/<family>: every image is a pure function of (family, seed, index), so
 a rerun draws identical files and an interrupted one only draws what is missing. `imcaption captcha train` then
 splits each folder 80/10/10 (its fixed split draw), takes the charset and lengths from the training labels and

@@ -238,7 +238,7 @@ def families_section(families: dict | None) -> list[str]:
     rows = [
         "## Other captcha families (`bench/captcha_families.py` → `results/captcha_families.json`)",
         "",
-        "Captchas drawn by two PyPI libraries (`pip install -e .[families]`) in the file-name layout "
+        "Captchas drawn by two PyPI libraries (`pip install -e .[train,families]`) in the file-name layout "
         "(`LABEL_00013.png`), split 80/10/10 by `imcaption captcha train`'s fixed draw, which also takes the charset "
         "and lengths from the training labels and the input size from the images. Each model trains for the same "
         "wall-clock budget; the best checkpoint by validation exact match reads the validation and the test split "
