@@ -25,6 +25,7 @@ def read_cached(
     beam: int = 1,
     lexicon: LexiconTrie | None = None,
     progress: bool = True,
+    views: int = 1,
 ) -> Readings:
     words: list[str] = []
     confidences: list[float] = []
@@ -32,7 +33,7 @@ def read_cached(
     with progress_bar(enabled=progress, total=len(indices), desc="read", unit="img") as bar:
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            decoded = recognizer.decode_pixels(cache.read(chunk), beam, lexicon)
+            decoded = recognizer.decode_pixels(cache.read(chunk), beam, lexicon, views)
             words += decoded.words
             confidences += decoded.confidences
             bar.update(len(chunk))

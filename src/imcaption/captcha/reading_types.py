@@ -89,8 +89,11 @@ class BaseRecognizer:
     tokenizer: CharTokenizer
     size: ImageSize
 
-    def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
-        """(B, H, W, 3) uint8 model inputs -> words, confidences, attention."""
+    def decode_pixels(
+        self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None, views: int = 1
+    ) -> Readings:
+        """(B, H, W, 3) uint8 model inputs -> words, confidences, attention. `views` > 1: each image read as
+        that many shifted copies, averaged (where the backend has it)."""
         raise NotImplementedError
 
     @property

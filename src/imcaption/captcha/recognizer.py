@@ -26,9 +26,11 @@ from imcaption.captcha.reading_types import (
 from imcaption.engine.checkpoint import CheckpointError, export_model, load_model_file
 from imcaption.engine.devices import resolve_device
 from imcaption.engine.precision import resolve_precision
-from imcaption.engine.search import LexiconTrie
+from imcaption.engine.search import LexiconTrie, Searched
 from imcaption.images import ImageSize
 from imcaption.models import RecognizerConfig, build_recognizer
+from imcaption.models.sat import TOKENS
+from imcaption.models.views import VIEW_SHIFT, decode_views, view_offsets
 from imcaption.text.char_tokenizer import CharTokenizer
 
 # The shared reading types stay importable from here, where they were defined before reading_types.py.
@@ -57,6 +59,7 @@ class TorchRecognizer(BaseRecognizer):
                  device: torch.device, precision: str = "fp32") -> None:  # fmt: skip
         self.model, self.config, self.tokenizer, self.size, self.device = model, config, tokenizer, size, device
         self.precision = precision
+        self.view_shift = VIEW_SHIFT  # pixels between the copies read with views > 1
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", precision: str = READ_PRECISION) -> TorchRecognizer:
@@ -87,11 +90,18 @@ class TorchRecognizer(BaseRecognizer):
     def answer_beam(self) -> int:
         return ANSWER_BEAM if self.model.has_beam_search else 1
 
-    def decode(self, images: torch.Tensor, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
+    def decode(
+        self, images: torch.Tensor, beam: int = 1, lexicon: LexiconTrie | None = None, views: int = 1
+    ) -> Readings:
         """Model inputs (B, 3, H, W) at the model's size -> words, confidences, attention. In bf16 only the
         encoder runs in bf16 (`prepare_for_reading`); the decoder stays fp32, where its small matrices and the
-        attention's tanh ran slower in bf16 than in fp32."""
-        searched = self.model.decode(images.to(self.device), beam, lexicon)
+        attention's tanh ran slower in bf16 than in fp32. `views` 3 or 5: each image also read shifted
+        left/right (and up/down), the copies' log-probabilities averaged at each step (models.views)."""
+        images = images.to(self.device)
+        if views == 1:
+            searched = self.model.decode(images, beam, lexicon)
+        else:
+            searched = self._decode_views(images, views, beam, lexicon)
         words = [self.tokenizer.decode(ids) for ids in searched.ids]
         letters = None
         if searched.id_log_probs is not None:
@@ -99,9 +109,20 @@ class TorchRecognizer(BaseRecognizer):
             letters = [letter_confidences(ids, log_probs) for ids, log_probs in pairs]
         return Readings(words, searched.confidences, searched.attention, letters)
 
-    def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
+    def _decode_views(self, images: torch.Tensor, views: int, beam: int, lexicon: LexiconTrie | None) -> Searched:
+        if not self.model.has_beam_search:
+            raise ValueError(f"views > 1 needs a step-by-step decoder (sat, par), not {self.config.kind}")
+        offsets = view_offsets(views, self.view_shift)
+        searched = decode_views(self.model, images, offsets, TOKENS, self.model.max_length + 1, beam, lexicon)
+        if searched.attention is not None:
+            searched.attention = searched.attention.view(*searched.attention.shape[:2], *self.config.encoder.grid)
+        return searched
+
+    def decode_pixels(
+        self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None, views: int = 1
+    ) -> Readings:
         # Still uint8: the encoder's first layer converts the pixels while padding them, one pass fewer.
-        return self.decode(torch.from_numpy(pixels).permute(0, 3, 1, 2), beam, lexicon)
+        return self.decode(torch.from_numpy(pixels).permute(0, 3, 1, 2), beam, lexicon, views)
 
 
 # The PyTorch reader's name before the backend choice moved up to imcaption.api (which subclasses it).

@@ -37,8 +37,11 @@ def _read_split(args: argparse.Namespace):  # noqa: ANN202
     cache = ensure_cache(dataset, recognizer.size, progress=not args.quiet)
     lexicon = _lexicon(recognizer, args.lexicon)
     beam = recognizer.answer_beam if args.beam is None else args.beam
-    decoded = read_cached(recognizer, cache, split.indices, args.batch_size, beam, lexicon, not args.quiet)
-    return dataset, split, decoded, search_name(beam)
+    decoded = read_cached(
+        recognizer, cache, split.indices, args.batch_size, beam, lexicon, not args.quiet, views=args.views
+    )
+    views = f", {args.views} views" if args.views > 1 else ""
+    return dataset, split, decoded, search_name(beam) + views
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -162,6 +165,12 @@ def _split_reader(sub: argparse._SubParsersAction, name: str, help_text: str, sp
         help="images decoded at a time (default: %(default)s, which keeps the decoder's working set in the cache)",
     )
     _reading_options(parser)
+    parser.add_argument(
+        "--views", type=int, choices=[1, 3, 5], default=1,
+        help="test-time augmentation: read each image as it is (1, default), also shifted left and right (3), "
+        "and up and down (5), averaging the copies' letter probabilities at each step; sat and par checkpoints "
+        "only, that many times slower",
+    )  # fmt: skip
     add_quiet(parser)
     layout_options(parser, "dataset layout (default: as the checkpoint was trained)")
     return parser

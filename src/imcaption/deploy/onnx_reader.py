@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 ONNX_FORMAT = "imcaption-onnx-recognizer"
 ONNX_FORMAT_VERSION = 1
 READABLE_ONNX_VERSIONS = (1,)
-GREEDY_ONLY = "an ONNX model decodes greedily; for --beam or --lexicon read the checkpoint instead"
+GREEDY_ONLY = "an ONNX model decodes greedily, one view per image; for --beam, --lexicon or --views read the checkpoint"
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -131,8 +131,10 @@ class OnnxRecognizer(BaseRecognizer):
         """Refused at once: the graph decodes greedily, and a trie (a torch tensor) would need the 'train' extra."""
         raise ValueError(GREEDY_ONLY)
 
-    def decode_pixels(self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None) -> Readings:
-        if beam != 1 or lexicon is not None:
+    def decode_pixels(
+        self, pixels: np.ndarray, beam: int = 1, lexicon: LexiconTrie | None = None, views: int = 1
+    ) -> Readings:
+        if beam != 1 or lexicon is not None or views != 1:
             raise ValueError(GREEDY_ONLY)
         out = self.scores(pixels)
         if "log_probs" in out:
