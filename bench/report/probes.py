@@ -25,6 +25,9 @@ COMPARED_WITH = {
     # made on the Intel Xeon (AMX): what the same budget buys on the other machine.
     "sat_15_epyc": "sat_15_96x192_idle",
     "sat_15_ema": "sat_15_96x192",
+    # The 60-minute levers on the AMD EPYC compare with the default's full run on it (bench/captcha_full.py).
+    "sat_60_epyc_batch32": "sat_60_epyc",
+    "sat_60_epyc_hidden512": "sat_60_epyc",
 }
 MIN_RATIO_DECIMALS = 10  # a ratio of at least this is shown without decimals
 
@@ -102,12 +105,19 @@ def peer_line(budget: float, probes: dict, runs: dict[str, dict]) -> list[str]:
     return [line, ""]
 
 
-def delta(name: str, p: dict, probes: dict) -> str:
+def delta(name: str, p: dict, probes: dict, runs: dict[str, dict]) -> str:
     base_name = COMPARED_WITH.get(name, budget_name(p["budget_minutes"]))
-    base = probes.get(base_name)
+    base = probes.get(base_name) or runs.get(base_name)
     if not base or base is p:
         return "—"
-    return DELTA(points=100 * (p["val_exact_match"] - base["val_exact_match"]), base=base_name)
+    return DELTA(points=100 * (p["val_exact_match"] - probe_val_exact_match(base)), base=base_name)
+
+
+def probe_val_exact_match(result: dict) -> float:
+    """The whole validation split as a probe reads it: training's last validation (greedy, the training
+    precision); a full run's own figure is read again after training, in the reading precision."""
+    whole = [point for point in result.get("curve", []) if point.get("val_images") == d.VAL_IMAGES]
+    return whole[-1]["val_exact_match"] if whole else result["val_exact_match"]
 
 
 def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
@@ -133,7 +143,7 @@ def probe_section(probes: dict | None, runs: dict[str, dict]) -> list[str]:
                 steps=f"{p['steps']:,}",
                 speed=num(p["train_images_per_s"]),
                 val=pct(p["val_exact_match"]),
-                delta=delta(name, p, probes),
+                delta=delta(name, p, probes, runs),
                 cer=pct(p["val_cer"]),
                 minutes=num(p[f"minutes_to_{round(100 * share)}_subset"]),
                 made_by=made_by(p, with_cpu=True),
