@@ -8,7 +8,7 @@ from pathlib import Path
 
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.image_cache import ensure_cache
-from imcaption.captcha.pipeline import LEXICON_BEAM, _choose_answer_search, answer_searches
+from imcaption.captcha.pipeline import ANSWER_VIEWS, LEXICON_BEAM, _choose_answer_search, answer_searches
 from imcaption.captcha.reading import read_cached
 from imcaption.captcha.recognizer import Recognizer
 
@@ -18,8 +18,9 @@ def test_the_searches_are_the_open_one_first_then_one_held_to_the_training_label
 ) -> None:
     recognizer, dataset = Recognizer.load(trained_sat), CaptchaDataset.open(easy_dataset)
     searches = answer_searches(recognizer, dataset)
-    assert [s.lexicon is None for s in searches] == [True, False, False]
-    assert [s.beam for s in searches] == [recognizer.answer_beam, recognizer.answer_beam, LEXICON_BEAM]
+    assert [s.lexicon is None for s in searches] == [True, False, False, False]
+    assert [s.beam for s in searches] == [recognizer.answer_beam, recognizer.answer_beam, LEXICON_BEAM, LEXICON_BEAM]
+    assert [s.views for s in searches] == [1, 1, 1, ANSWER_VIEWS]
     training_words = set(dataset.words(dataset.split("train")))
     assert all(f"the {len(training_words):,} training labels" in s.name for s in searches[1:])
     # Held to the lexicon, nothing outside the training labels can be read, even from an image of noise.
@@ -37,12 +38,13 @@ def test_the_answer_search_is_the_best_on_validation_and_both_scores_are_saved(
     chosen, report, open_score = _choose_answer_search(recognizer, cache, dataset, tmp_path, progress=False)
     saved = json.loads((tmp_path / "val_report.json").read_text())
     scores = saved["exact_match_by_search"]
-    assert len(scores) == 3
+    assert len(scores) == 4
     assert saved["search"] == chosen.name and saved["exact_match"] == report.exact_match
     assert report.exact_match == max(scores.values())
     assert open_score == scores[answer_searches(recognizer, dataset)[0].name]
     truth = dataset.words(dataset.split("val"))
+    val = dataset.split("val").indices
     read = read_cached(
-        recognizer, cache, dataset.split("val").indices, beam=chosen.beam, lexicon=chosen.lexicon, progress=False
+        recognizer, cache, val, beam=chosen.beam, lexicon=chosen.lexicon, progress=False, views=chosen.views
     )
     assert report.exact_match == sum(r == t for r, t in zip(read.words, truth, strict=True)) / len(truth)

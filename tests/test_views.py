@@ -96,3 +96,13 @@ def test_views_are_refused_for_a_ctc_reader(images: torch.Tensor) -> None:
     pixels = images.to(torch.uint8).permute(0, 2, 3, 1).numpy()
     with pytest.raises(ValueError, match="step-by-step decoder"):
         _reader("ctc").decode_pixels(pixels, views=3)
+
+
+def test_read_passes_views_to_the_reader(images: torch.Tensor) -> None:
+    reader = _reader("sat")
+    pixels = images.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    read = reader.read(list(pixels), views=5)
+    five, one = reader.decode_pixels(pixels, views=5), reader.decode_pixels(pixels)
+    assert [r.word for r in read] == five.words
+    assert [r.confidence for r in read] == pytest.approx(five.confidences)
+    assert [r.confidence for r in read] != pytest.approx(one.confidences)

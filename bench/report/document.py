@@ -24,6 +24,7 @@ from bench.report.soak import cache_race_section, soak_section
 from bench.report.speed import profile_section, speed_section
 from bench.report.styles import styles_section
 from bench.report.template import Prose
+from bench.report.views import views_section
 from imcaption.files import write_text_atomically
 
 TITLE = Prose("# Benchmarks")
@@ -66,6 +67,7 @@ def render() -> str:
         *probe_section(load("captcha_probes.json"), runs),
         *families_section(load("captcha_families.json")),
         *answers_section(load_all("captcha_answers_")),
+        *views_section(load_all("captcha_views_")),
         *errors_section(load_all("captcha_errors_")),
         *profile_section(load_all("infer_profile_")),
         *speed_section(load("encoder_speed.json")),

@@ -28,6 +28,9 @@ from imcaption.manifest import read_manifest
 # The widest beam the answer file may be searched with over the training labels (bench/captcha_full.py measures
 # beams 1, 3 and 5 on validation).
 LEXICON_BEAM = 5
+# The copies each image is read as by the widest answer search (test-time augmentation, models/views.py; that many
+# times the reading time; bench/captcha_views.py measures 1, 3 and 5 on validation).
+ANSWER_VIEWS = 5
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,23 @@ class AnswerSearch:
     name: str
     beam: int
     lexicon: LexiconTrie | None = None
+    views: int = 1  # copies of each image read, shifted, their log-probabilities averaged
 
 
 def answer_searches(recognizer: Recognizer, dataset: CaptchaDataset) -> list[AnswerSearch]:
     """The searches the answer file is chosen from, open vocabulary first: the assignment's words come from one
     closed list, so holding the search to the words of the training labels is a fair use of the training data.
-    Held to a lexicon, a wider beam keeps more of the words a wrong first letter would rule out."""
+    Held to a lexicon, a wider beam keeps more of the words a wrong first letter would rule out; read as several
+    shifted copies, a letter one copy misses the others often keep (the widest search, and the slowest)."""
     beam = recognizer.answer_beam
     words = sorted(set(dataset.words(dataset.split("train"))))
     lexicon = recognizer.lexicon(words)
     held_beams = sorted({beam, LEXICON_BEAM}) if beam > 1 else [beam]  # greedy-only backends: no beam to widen
-    held = [AnswerSearch(f"{search_name(b)} over the {len(words):,} training labels", b, lexicon) for b in held_beams]
+    held_name = f"over the {len(words):,} training labels"
+    held = [AnswerSearch(f"{search_name(b)} {held_name}", b, lexicon) for b in held_beams]
+    if beam > 1:  # a step-by-step decoder: its copies can be averaged at each step
+        views_name = f"{search_name(held_beams[-1])} {held_name}, {ANSWER_VIEWS} views"
+        held.append(AnswerSearch(views_name, held_beams[-1], lexicon, ANSWER_VIEWS))
     return [AnswerSearch(search_name(beam), beam), *held]
 
 
@@ -102,7 +111,9 @@ def _run_locked(
     chosen, report, open_exact_match = _choose_answer_search(recognizer, cache, dataset, run_dir, progress)
     test = dataset.split("test")
     answers = run_dir / "answers.txt"
-    decoded = read_cached(recognizer, cache, test.indices, beam=chosen.beam, lexicon=chosen.lexicon, progress=progress)
+    decoded = read_cached(
+        recognizer, cache, test.indices, beam=chosen.beam, lexicon=chosen.lexicon, progress=progress, views=chosen.views
+    )
     write_labels(answers, [LabelRow(i, w or "-") for i, w in zip(test.indices, decoded.words, strict=True)])
     test_score = _score(answers, data_dir / TEST_LABEL_FILE)
     scored = f", exact match {test_score:.4%} against {TEST_LABEL_FILE}" if test_score is not None else ""
@@ -121,7 +132,13 @@ def _choose_answer_search(
     reports = []
     for search in searches:
         decoded = read_cached(
-            recognizer, cache, val.indices, beam=search.beam, lexicon=search.lexicon, progress=progress
+            recognizer,
+            cache,
+            val.indices,
+            beam=search.beam,
+            lexicon=search.lexicon,
+            progress=progress,
+            views=search.views,
         )
         reports.append(recognition_report(list(val.indices), decoded.words, dataset.words(val)))
         print(f"      {search.name}: exact match {reports[-1].exact_match:.4%}, CER {reports[-1].cer:.4%}")

@@ -30,19 +30,19 @@ if TYPE_CHECKING:
 RECOGNIZER_FORMAT = "imcaption-recognizer"
 
 # Images decoded at a time when reading many: the decoder's per-step tensors (batch x grid x attention width)
-# stay in the core's cache at 64 and fall out of it at 500, where the default model read greedily at 474.6
-# against 607.9-720.4 images/s in fp32 and 855.2 against 1,662.8 in bf16
-# (bench/results/infer_profile_sat_60_96x192_b500*.json against the _b64 ones).
+# stay in the core's cache at 64 and fall out of it at 500, where the default model reads fewer images/s, in fp32
+# and in bf16 (bench/infer_profile.py: bench/results/infer_profile_sat_60_96x192_b500*.json against the _b64 ones).
 READ_BATCH = 64
 
 # Answer files, evaluations and the `read` command decode a model that has beam search with this width unless told
 # otherwise: in every full sat benchmark run it read more of validation than greedy search did (val_exact_match_beam3
-# against val_exact_match in bench/results/captcha_full_*.json), at about half the reading speed. par searches the
-# same way and takes the same default; no full par run has measured it yet.
+# against val_exact_match in bench/results/captcha_full_*.json), though it reads more slowly (the infer_profile
+# results with _beam3 against those without). par searches the same way and takes the same default; no full par
+# run has measured it yet.
 ANSWER_BEAM = 3
 
-# Reading runs the encoder in bf16 where the processor has it in hardware (AMX, AVX-512 BF16): about twice the
-# images/s of fp32 on the Xeon of BENCHMARKS.md, with a handful of words in 10,000 read differently and the same
+# Reading runs the encoder in bf16 where the processor has it in hardware (AMX, AVX-512 BF16): more images/s than
+# fp32 on the Xeon of BENCHMARKS.md, with a handful of words in 10,000 read differently and the same
 # exact match (bench/results/infer_profile_*.json). "fp32" reads exactly as training's validation measured.
 READ_PRECISION = "auto"
 
@@ -112,16 +112,17 @@ class BaseRecognizer:
         return np.stack([to_model_input(as_image(item), self.size) for item in images])
 
     def read(self, images: Any, beam: int = 1, lexicon: LexiconTrie | None = None, attention: bool = False,
-             batch_size: int = READ_BATCH) -> Reading | list[Reading]:  # fmt: skip
+             batch_size: int = READ_BATCH, views: int = 1) -> Reading | list[Reading]:  # fmt: skip
         """Read one image (a path, a PIL image, an (H, W, 3) uint8 array) -> Reading, or many (a list of those,
         or a (B, H, W, 3) array) -> list[Reading]. Any size and mode; batches of at most `batch_size` images are
-        decoded at a time, so a long list never sits in memory at once. attention=True needs greedy search."""
+        decoded at a time, so a long list never sits in memory at once. attention=True needs greedy search.
+        `views` 3 or 5: each image also read shifted by a pixel, the copies averaged (PyTorch sat and par only)."""
         if attention and beam > 1:
             raise ValueError("attention maps come from greedy search; use beam=1 with attention=True")
         items, single = as_image_list(images)
         readings: list[Reading] = []
         for start in range(0, len(items), batch_size):
-            decoded = self.decode_pixels(self.inputs(items[start : start + batch_size]), beam, lexicon)
+            decoded = self.decode_pixels(self.inputs(items[start : start + batch_size]), beam, lexicon, views)
             maps = np.asarray(decoded.attention) if attention and decoded.attention is not None else None
             char_confidences = decoded.char_confidences or [None] * len(decoded.words)
             readings += [

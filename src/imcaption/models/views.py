@@ -18,7 +18,7 @@ VIEW_OFFSETS = {
     3: ((0, 0), (0, -1), (0, 1)),
     5: ((0, 0), (0, -1), (0, 1), (-1, 0), (1, 0)),
 }
-VIEW_SHIFT = 2  # pixels per unit offset at the model's input size
+VIEW_SHIFT = 1  # pixels per unit offset at the model's input size (1 read best of 1-2: bench/captcha_views.py)
 
 
 def view_offsets(views: int, shift: int = VIEW_SHIFT) -> tuple[tuple[int, int], ...]:
