@@ -21,8 +21,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.provenance import provenance  # noqa: E402
-from imcaption.files import write_text_atomically  # noqa: E402
+from bench.provenance import provenance
+from imcaption.files import write_text_atomically
 
 RESULTS = Path(__file__).parent / "results" / "cache_race.json"
 SIZE = ("--height", "32", "--width", "64")

@@ -24,9 +24,9 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file, not with -m: make `bench` importable all the same
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.provenance import provenance  # noqa: E402
-from imcaption.captcha.metrics import character_confusions  # noqa: E402
-from imcaption.files import write_text_atomically  # noqa: E402
+from bench.provenance import provenance
+from imcaption.captcha.metrics import character_confusions
+from imcaption.files import write_text_atomically
 
 RESULTS = Path(__file__).parent / "results"
 DOCS = Path(__file__).parent.parent / "docs"
@@ -94,7 +94,7 @@ def confidence_summary(confidences: np.ndarray, correct: np.ndarray) -> dict:
     return summary
 
 
-def draw_sheet(recognizer, dataset, ids: list[int], truths: dict[int, str], faces: dict[int, str],  # noqa: ANN001
+def draw_sheet(recognizer, dataset, ids: list[int], truths: dict[int, str], faces: dict[int, str],
                out: Path) -> None:  # fmt: skip
     """24 misread images, each with the sum of its letters' attention (greedy reading) over it."""
     import matplotlib
@@ -127,7 +127,7 @@ def training_fit(recognizer: Any, cache: Any, dataset: Any, beam: int, count: in
     """Exact match on a seeded sample of training images as they are stored (no augmentation), beside validation's:
     near validation's, the model cannot even hold the images it learned from (it needs capacity or steps, not
     regularization); well above it, it is memorizing."""
-    from imcaption.captcha.reading import read_cached
+    from imcaption.captcha.cached_reading import read_cached
 
     train = np.asarray(dataset.split("train").indices)
     rows = np.sort(np.random.default_rng(FIT_SEED).choice(len(train), min(count, len(train)), replace=False))
@@ -147,10 +147,10 @@ def main() -> None:
     made_by = provenance(args.shared)
 
     from imcaption import Recognizer
+    from imcaption.captcha.cached_reading import read_cached, search_name
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.generator import STYLES, face_for_index
     from imcaption.captcha.image_cache import ensure_cache
-    from imcaption.captcha.reading import read_cached, search_name
     from imcaption.captcha.vocabulary import default_vocabulary
     from imcaption.manifest import read_manifest
 

@@ -97,7 +97,7 @@ def _captcha_secrets(seed: str) -> Iterator[None]:
 
 
 @functools.cache
-def _image_captcha():  # noqa: ANN202 (captcha.image.ImageCaptcha, an optional dependency)
+def _image_captcha():  # -> captcha.image.ImageCaptcha, an optional dependency
     """One ImageCaptcha per process: it loads its fonts once."""
     from captcha.image import ImageCaptcha
 
@@ -115,7 +115,7 @@ def draw_captcha(seed: int, index: int) -> tuple[str, Image.Image]:
 
 
 @functools.cache
-def _multicolor_generator():  # noqa: ANN202 (multicolorcaptcha.CaptchaGenerator, an optional dependency)
+def _multicolor_generator():  # -> multicolorcaptcha.CaptchaGenerator, an optional dependency
     from multicolorcaptcha import CaptchaGenerator
 
     generator = CaptchaGenerator(MULTICOLOR_SETTINGS["captcha_size_num"])

@@ -54,7 +54,7 @@ def search_table(
     """Validation exact match for each beam width, open vocabulary and held to the training labels' lexicon:
     what the answer file's search is chosen from (never from the test split). `known`: entries already read
     (the same deterministic readings), not read again."""
-    from imcaption.captcha.reading import read_cached
+    from imcaption.captcha.cached_reading import read_cached
 
     table = {}
     for beam in SEARCH_BEAMS:
@@ -85,10 +85,10 @@ def main() -> None:
     from bench.provenance import provenance
     from bench.timing import median_rate
     from imcaption.api import Recognizer
+    from imcaption.captcha.cached_reading import read_cached, search_name
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.image_cache import ensure_cache
     from imcaption.captcha.metrics import recognition_report
-    from imcaption.captcha.reading import read_cached, search_name
     from imcaption.captcha.recognizer import READ_BATCH
     from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTrainConfig
     from imcaption.cli import main as cli

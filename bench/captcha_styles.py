@@ -47,11 +47,11 @@ def train(data: Path, run: Path, epochs: int) -> None:
         raise SystemExit(f"training on {data} did not finish")
 
 
-def exact_match_on(recognizer, data: Path) -> float:  # noqa: ANN001 (a Recognizer, imported late)
+def exact_match_on(recognizer, data: Path) -> float:  # recognizer: a Recognizer, imported late
+    from imcaption.captcha.cached_reading import read_cached
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.image_cache import ensure_cache
     from imcaption.captcha.metrics import exact_match
-    from imcaption.captcha.reading import read_cached
 
     dataset = CaptchaDataset.open(data)
     val = dataset.split("val")

@@ -45,8 +45,8 @@ def measure(
     lexicon: LexiconTrie | None,
     name: str,
 ) -> dict:
+    from imcaption.captcha.cached_reading import read_cached
     from imcaption.captcha.metrics import exact_match
-    from imcaption.captcha.reading import read_cached
 
     recognizer.view_shift = shift
     start = time.perf_counter()

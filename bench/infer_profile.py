@@ -63,9 +63,9 @@ def main() -> None:
     from bench.provenance import provenance
     from bench.timing import median_rate
     from imcaption.api import Recognizer
+    from imcaption.captcha.cached_reading import read_cached, search_name
     from imcaption.captcha.dataset import CaptchaDataset
     from imcaption.captcha.image_cache import ensure_cache
-    from imcaption.captcha.reading import read_cached, search_name
     from imcaption.images import as_batch
 
     made_by = provenance(args.shared)

@@ -34,7 +34,7 @@ def accuracy(words: list[str], truth: list[str]) -> float:
     return round(100 * sum(w == t for w, t in zip(words, truth, strict=True)) / len(truth), 2)
 
 
-def read_words(reader, pixels: np.ndarray, batch: int = 256) -> list[str]:  # noqa: ANN001
+def read_words(reader, pixels: np.ndarray, batch: int = 256) -> list[str]:
     """Greedy words for `pixels`, a batch at a time (one call on the whole split would hold every image's
     activations at once)."""
     return [

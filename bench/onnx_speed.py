@@ -35,7 +35,7 @@ from imcaption.files import write_text_atomically
 RESULTS = Path(__file__).parent / "results"
 
 
-def batch_speed(decode, pixels: np.ndarray, batch: int) -> float:  # noqa: ANN001
+def batch_speed(decode, pixels: np.ndarray, batch: int) -> float:
     """Images/s decoding `pixels` in batches of `batch`, after one warm-up batch."""
     decode(pixels[:batch])
     start = time.perf_counter()
@@ -44,14 +44,14 @@ def batch_speed(decode, pixels: np.ndarray, batch: int) -> float:  # noqa: ANN00
     return len(pixels) / (time.perf_counter() - start)
 
 
-def encoded(encoder, pixels, kind: str):  # noqa: ANN001, ANN201
+def encoded(encoder, pixels, kind: str):
     """What a `kind` model's decoder reads of its encoder: the cells (B, N, C) where it attends, else the grid."""
     from imcaption.deploy.onnx_export import STEP_DECODERS
 
     return encoder.cells(pixels) if kind in STEP_DECODERS else encoder(pixels)
 
 
-def encoder_graph(model, kind: str):  # noqa: ANN001, ANN201
+def encoder_graph(model, kind: str):
     """(B, H, W, 3) uint8 -> what the decoder of a `kind` model reads, as an nn.Module to export: the encoder of
     the model the whole graph exports (`for_export`), fed as the whole graph feeds it, without the decoding
     steps."""
@@ -72,7 +72,7 @@ def encoder_graph(model, kind: str):  # noqa: ANN001, ANN201
     return EncoderGraph().eval()
 
 
-def encoder_readers(torch_reader, folder: Path) -> dict:  # noqa: ANN001
+def encoder_readers(torch_reader, folder: Path) -> dict:
     """Each backend's encoder alone, as a function of (B, H, W, 3) uint8 pixels, fed as each backend's whole
     reading feeds it."""
     import torch
@@ -97,7 +97,7 @@ def encoder_readers(torch_reader, folder: Path) -> dict:  # noqa: ANN001
     return {"pytorch": pytorch, "onnxruntime": onnxruntime}
 
 
-def single_latency(decode, pixels: np.ndarray) -> dict:  # noqa: ANN001
+def single_latency(decode, pixels: np.ndarray) -> dict:
     """Single-image calls: images/s and latency percentiles in milliseconds."""
     decode(pixels[:1])
     times = []

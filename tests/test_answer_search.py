@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from imcaption.captcha.cached_reading import read_cached
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.image_cache import ensure_cache
 from imcaption.captcha.pipeline import ANSWER_VIEWS, LEXICON_BEAM, _choose_answer_search, answer_searches
-from imcaption.captcha.reading import read_cached
 from imcaption.captcha.recognizer import Recognizer
 
 

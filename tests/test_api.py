@@ -42,7 +42,7 @@ def test_long_lists_are_read_in_bounded_chunks_with_the_same_result(trained_sat:
     seen: list[int] = []
     decode = recognizer.decode
 
-    def counting(images, *args):  # noqa: ANN001, ANN002, ANN202
+    def counting(images, *args):
         seen.append(images.shape[0])
         return decode(images, *args)
 

@@ -79,7 +79,7 @@ def test_a_share_of_a_batch_is_augmented_as_in_the_whole_batch(mode: str) -> Non
         assert torch.equal(generator.get_state(), _advanced(config))  # the stream advances as for all six
 
 
-def _advanced(config) -> torch.Tensor:  # noqa: ANN001
+def _advanced(config) -> torch.Tensor:
     generator = torch.Generator().manual_seed(5)
     augment_batch(torch.rand(6, 3, 32, 64) * 255, generator, config)
     return generator.get_state()

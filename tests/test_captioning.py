@@ -64,15 +64,15 @@ def test_beam_of_one_equals_greedy(decoder: str) -> None:
 def test_doubly_stochastic_penalty_vanishes_when_every_region_gets_full_attention() -> None:
     logits = torch.randn(2, 4, 10)
     targets = torch.tensor([[5, 6, 3, 0], [5, 6, 7, 3]])
-    plain = sequence_loss(logits, targets, None, 1.0)
+    plain = sequence_loss(logits, targets, attention=None, penalty=1.0)
     # 3 and 4 real steps, attention spread so that each of 3 regions sums to 1 over the real steps.
     uniform = torch.zeros(2, 4, 3)
     uniform[0, :3] = torch.eye(3)
     uniform[1] = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]])
-    torch.testing.assert_close(sequence_loss(logits, targets, uniform, 1.0), plain)
+    torch.testing.assert_close(sequence_loss(logits, targets, attention=uniform, penalty=1.0), plain)
     focused = torch.zeros(2, 4, 3)
     focused[..., 0] = 1.0
-    assert sequence_loss(logits, targets, focused, 1.0) > plain
+    assert sequence_loss(logits, targets, attention=focused, penalty=1.0) > plain
 
 
 def test_metrics_on_a_known_pair() -> None:
@@ -128,7 +128,7 @@ def test_caption_command_reads_png_and_jpeg_of_any_size(
     scene.resize((90, 90)).convert("RGB").save(tmp_path / "small.jpg", quality=95)
     capsys.readouterr()
     paths = [str(tmp_path / "big.png"), str(tmp_path / "small.jpg")]
-    assert main(["caption", "caption", str(checkpoint), *paths, "--attention", str(tmp_path / "att.png")]) == 0
+    assert main(["caption", "describe", str(checkpoint), *paths, "--attention", str(tmp_path / "att.png")]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("attention:")]
     vocabulary = set(Captioner.load(checkpoint).tokenizer.words)
     for path, line in zip(paths, lines, strict=True):
@@ -185,5 +185,5 @@ def test_a_trained_captioner_exported_to_onnx_captions_the_same(
     for mine, theirs in zip(got, expected, strict=True):  # each caption's own steps: its words and <end>
         assert len(mine.attention) == len(theirs.attention) == len(mine.text.split()) + 1
         np.testing.assert_allclose(mine.attention, theirs.attention, atol=1e-4)
-    assert main(["caption", "caption", str(onnx_file), str(images[0])]) == 0
+    assert main(["caption", "describe", str(onnx_file), str(images[0])]) == 0
     assert capsys.readouterr().out.strip() == f"{images[0]}\t{expected[0].text}"

@@ -1,6 +1,7 @@
 """The captioning data layer: word tokenizer, COCO reader, synthetic scenes."""
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def test_tokenizer_is_saved_and_restored() -> None:
     assert WordTokenizer.from_dict(tokenizer.to_dict()) == tokenizer
 
 
-def _coco(tmp_path: Path, data: object, files: list[str] = ()) -> Path:  # noqa: B006
+def _coco(tmp_path: Path, data: object, files: Sequence[str] = ()) -> Path:
     (tmp_path / "images").mkdir(exist_ok=True)
     for name in files:
         (tmp_path / "images" / name).write_bytes(b"")

@@ -20,7 +20,7 @@ from imcaption.cli import main
         (["captcha", "train", "DATA", "--out", "RUN"], ["--attention-penalty", "1"]),
         (["caption", "train", "DATA", "--out", "RUN"], ["--augment", "shift"]),
         (["caption", "train", "DATA", "--out", "RUN"], ["--label-smoothing", "0.1"]),
-        (["caption", "caption", "MODEL", "x.png"], ["--lexicon", "words.txt"]),
+        (["caption", "describe", "MODEL", "x.png"], ["--lexicon", "words.txt"]),
     ],
 )
 def test_options_of_the_other_task_are_refused(
@@ -64,7 +64,7 @@ def test_old_spellings_point_to_the_new_commands(old: str, new: str, capsys: pyt
 
 def test_the_old_caption_command_points_to_its_new_name(capsys: pytest.CaptureFixture) -> None:
     assert main(["caption", "runs/x/best.pt", "photo.jpg"]) == 2
-    assert "is now `imcaption caption caption MODEL IMAGE`" in capsys.readouterr().err
+    assert "is now `imcaption caption describe MODEL IMAGE`" in capsys.readouterr().err
 
 
 def test_resume_with_a_schedule_changing_flag_is_refused(

@@ -34,7 +34,7 @@ OPTIONS = dict(epochs=2, batch_size=32, height=32, width=64, train_limit=256, va
 
 
 @pytest.fixture(autouse=True)
-def sigint_handled():  # noqa: ANN201
+def sigint_handled():
     """The signal tests send SIGINT; a suite started in the background (`make test &`) inherits it ignored, which
     the trainer respects (as under nohup), so give it its usual meaning here."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -43,7 +43,7 @@ def sigint_handled():  # noqa: ANN201
 
 
 @pytest.fixture()
-def one_thread():  # noqa: ANN201
+def one_thread():
     """Exact equality of weights needs the same reduction order: one thread."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -63,7 +63,7 @@ def _interrupt_when(trainer: Trainer, method: str, step: int) -> None:
     """Send this process a real SIGINT while the task runs `method` at `step` (the middle of that work)."""
     original = getattr(trainer.task, method)
 
-    def wrapped(*args):  # noqa: ANN002, ANN202
+    def wrapped(*args):
         if trainer.state.step == step:
             signal.raise_signal(signal.SIGINT)
         return original(*args)
@@ -160,7 +160,7 @@ class _Payload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
 

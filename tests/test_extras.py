@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from imcaption.captcha.face_list import face_list
 from imcaption.captcha.fonts import FACES
 from imcaption.extras import EXTRA_MODULES, MissingExtra, extra_for, install_hint, needs_extra
 from tests.conftest import TinyModel
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 SELF = re.compile(r"^imcaption\[(?P<extras>[a-z,]+)\]$")
-# Distributions found through their metadata, never imported: the captcha faces (captcha/fonts.py).
-FONT_DISTRIBUTIONS = {face.distribution for face in FACES.values()}
+# Distributions found through their metadata, never imported: the captcha faces (captcha/fonts.py) and the
+# universal style's (captcha/face_list.py).
+FONT_DISTRIBUTIONS = {face.distribution for face in FACES.values()} | {face.distribution for face in face_list().faces}
 
 
 def project() -> dict:

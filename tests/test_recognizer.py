@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from imcaption.api import Recognizer
+from imcaption.captcha.cached_reading import read_cached
 from imcaption.captcha.dataset import CaptchaDataset
 from imcaption.captcha.image_cache import ensure_cache
-from imcaption.captcha.reading import read_cached
 from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask
 from imcaption.cli import main
 from imcaption.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -25,7 +25,7 @@ from imcaption.text.char_tokenizer import END, PAD, CharTokenizer
 from .conftest import EASY_WORDS
 
 
-def _val_batch(easy_dataset: Path, size) -> tuple[torch.Tensor, list[str]]:  # noqa: ANN001
+def _val_batch(easy_dataset: Path, size) -> tuple[torch.Tensor, list[str]]:
     dataset = CaptchaDataset.open(easy_dataset)
     split = dataset.split("val")
     cache = ensure_cache(dataset, size, progress=False)

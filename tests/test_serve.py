@@ -41,7 +41,7 @@ LIMITS = replace(CORPUS_LIMITS, batch_window_ms=30, max_batch=16)
 class LiveServer:
     """uvicorn in a thread on a free loopback port; `options` are more of uvicorn.Config's (`uvicorn_options`)."""
 
-    def __init__(self, app, port: int, **options: object) -> None:  # noqa: ANN001
+    def __init__(self, app, port: int, **options: object) -> None:
         self.url = f"http://127.0.0.1:{port}"
         options = {"log_level": "critical", "timeout_keep_alive": 2, **options}
         config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)  # type: ignore[arg-type]

@@ -78,14 +78,18 @@ class Captioner:
     def __new__(cls, *args: Any, **kwargs: Any) -> TorchCaptioner:  # type: ignore[misc]
         return torch_captioner()(*args, **kwargs)
 
+    # The default is CAPTION_PRECISION, written out: captioning/reading_types.py imports torch, and this must not.
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> BaseCaptioner:
+    def load(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> BaseCaptioner:
         """From a training checkpoint, a weights-only export, or an ONNX export (read by ONNX Runtime on the
-        CPU, greedy search only)."""
+        CPU, greedy search only). `precision`: "fp32" (the default: captions exactly as training's validation
+        scored), "bf16" (the encoder under bf16 autocast, the decoder in fp32) or "auto" (bf16 where the hardware
+        has it; fp32 for an ONNX model)."""
         if not is_onnx_file(path):
-            return torch_captioner().load(path, device)
-        if device != "cpu":
-            raise ValueError(f"an ONNX model runs on the CPU here; got {device!r}")
+            return torch_captioner().load(path, device, precision)
+        check_precision(precision)  # refused by name as for a checkpoint, then what ONNX Runtime cannot do here
+        if device != "cpu" or precision == "bf16":
+            raise ValueError(f"an ONNX model runs in fp32 on the CPU here; got {device!r} in {precision}")
         # The captioner's shared types (its model spec) still import torch, so the ONNX captioner needs it too.
         with needs_extra("captioning", "caption"):
             from imcaption.deploy.caption_onnx_reader import OnnxCaptioner

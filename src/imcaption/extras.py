@@ -19,6 +19,7 @@ _TRAIN = frozenset({"torch", "safetensors", "tqdm", "matplotlib", "rapidfuzz"})
 EXTRA_MODULES: dict[str, frozenset[str]] = {
     "train": _TRAIN,
     "generate": frozenset({"imagecodecs", "tqdm"}),
+    "faces": frozenset({"imagecodecs", "tqdm"}),  # generate's, and the universal style's font packages
     "caption": _TRAIN | {"pycocoevalcap"},
     "export": _TRAIN | {"onnx", "onnxscript"},
     "serve": frozenset(

@@ -8,14 +8,17 @@ an existing dataset: raise GENERATOR_VERSION (generator.py) when you do.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from imcaption.captcha.fonts import load_font
+from imcaption.captcha.face_list import face_spec
+from imcaption.captcha.fonts import open_face
 from imcaption.captcha.styles import FAITHFUL_STYLE, CaptchaStyle, image_style, pick_face
+from imcaption.captcha.variation import LetterShape, draw_shapes, shape_letter
 
 __all__ = [
     "FontCache",
@@ -38,16 +41,24 @@ class RenderedCaptcha:
 
 
 class FontCache:
-    """Loads each (face, size) once per process."""
+    """Loads each (face, size) once per process, keeping the `capacity` most recently used: the faithful style's
+    four faces at every size stay loaded, while the universal style's hundreds of faces at a hundred sizes each do
+    not pile up (an open font costs about 170 KB: its file mapped and FreeType's state). What is drawn does not
+    depend on what the cache holds."""
 
-    def __init__(self) -> None:
-        self._fonts: dict[tuple[str, int], ImageFont.FreeTypeFont] = {}
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._fonts: OrderedDict[tuple[str, int], ImageFont.FreeTypeFont] = OrderedDict()
 
     def get(self, face: str, size: int) -> ImageFont.FreeTypeFont:
         key = (face, size)
-        if key not in self._fonts:
-            self._fonts[key] = load_font(face, size)
-        return self._fonts[key]
+        if key in self._fonts:
+            self._fonts.move_to_end(key)
+            return self._fonts[key]
+        font = self._fonts[key] = open_face(face, face_spec(face), size)
+        if len(self._fonts) > self.capacity:
+            self._fonts.popitem(last=False)
+        return font
 
 
 def image_rng(seed: int, index: int) -> np.random.Generator:
@@ -74,12 +85,17 @@ def random_color(rng: np.random.Generator, max_luminance: float) -> tuple[int, i
             return r, g, b
 
 
-def _letter_mask(char: str, font: ImageFont.FreeTypeFont, angle: float) -> tuple[Image.Image, int]:
-    """The letter's coverage mask, rotated and cropped to ink, and its ink top below the ascender line."""
+def _letter_mask(
+    char: str, font: ImageFont.FreeTypeFont, angle: float, shape: LetterShape | None = None
+) -> tuple[Image.Image, int]:
+    """The letter's coverage mask, shaped (for a style with variation), rotated and cropped to ink, and its ink
+    top below the ascender line."""
     left, top, right, bottom = font.getbbox(char)
     pad = 4
     mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
     ImageDraw.Draw(mask).text((pad - left, pad - top), char, font=font, fill=255)
+    if shape is not None:
+        mask = shape_letter(mask, shape)
     mask = mask.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
     box = mask.getbbox()
     if box is None:
@@ -95,15 +111,19 @@ def _layout_letters(
     angles = rng.uniform(-style.max_rotation_deg, style.max_rotation_deg, size=len(word))
     gaps = rng.integers(style.letter_gap[0], style.letter_gap[1] + 1, size=len(word) - 1)
     offsets = rng.integers(-style.max_vertical_offset, style.max_vertical_offset + 1, size=len(word))
+    shapes: list[LetterShape | None] = [None] * len(word)
+    if style.variation is not None:  # drawn only here, so that styles without variation draw what they drew
+        shapes[:], wave = draw_shapes(rng, style.variation, len(word))
+        offsets = offsets + np.round(wave * base_size).astype(offsets.dtype)
     usable_width = style.width - 2 * style.margin
     usable_height = style.height - 2 * style.margin
     scale = 1.0
     # Shrink the whole word until it fits; long words in wide faces need it.
     while True:
         masks, tops = [], []
-        for char, jitter, angle in zip(word, jitters, angles, strict=True):
+        for char, jitter, angle, shape in zip(word, jitters, angles, shapes, strict=True):
             size = max(12, int(base_size * jitter * scale))
-            mask, top = _letter_mask(char, fonts.get(face, size), float(angle))
+            mask, top = _letter_mask(char, fonts.get(face, size), float(angle), shape)
             masks.append(mask)
             tops.append(int(top * scale) + int(offsets[len(masks) - 1] * scale))
         width = sum(m.width for m in masks) + int(sum(gaps) * scale)

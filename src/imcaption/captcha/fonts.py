@@ -1,7 +1,8 @@
 """The captcha faces, shipped by PyPI font packages, found without importing any of them.
 
 Each face is named by what it looks like, with the family it belongs to; the styles in generator.py pick their
-faces from here by name.
+faces from here by name. The universal style's hundreds of faces are listed as data instead (face_list.py); both
+kinds are opened here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class FontFace:
     family: str
     # Variable fonts: the value of the weight axis (400 regular, 700 bold); other axes keep their defaults.
     weight: int | None = None
+    # The extra of pyproject.toml that installs the package: named when it is missing.
+    extra: str = "generate"
 
 
 FACES: dict[str, FontFace] = {
@@ -60,15 +63,14 @@ class FontMissingError(FileNotFoundError):
     """A face's package is not installed."""
 
 
-def font_path(name: str) -> Path:
+def face_path(name: str, face: FontFace) -> Path:
     """The face's file, from its distribution's list of installed files: no package code runs to find it."""
-    face = FACES[name]
     try:
         distribution = metadata.distribution(face.distribution)
     except metadata.PackageNotFoundError:
         raise FontMissingError(
             f"face {name!r} needs the package {face.distribution}, which is not installed; "
-            + install_hint("generating captchas", "generate")
+            + install_hint("generating captchas", face.extra)
         ) from None
     for file in distribution.files or []:
         if file.name == face.filename:
@@ -76,10 +78,36 @@ def font_path(name: str) -> Path:
     raise FontMissingError(f"{face.distribution} does not contain {face.filename} (face {name!r}); reinstall it")
 
 
-def load_font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    face = FACES[name]
-    font = ImageFont.truetype(str(font_path(name)), size)
+def missing_packages(faces: dict[str, FontFace]) -> None:
+    """Raise FontMissingError naming every package of `faces` (name: face) that is not installed, and the extra
+    that installs them; a style checks its faces so before it draws."""
+    extras = {face.distribution: face.extra for face in faces.values()}
+    missing: dict[str, str] = {}
+    for distribution, extra in extras.items():
+        try:
+            metadata.distribution(distribution)
+        except metadata.PackageNotFoundError:
+            missing[distribution] = extra
+    if missing:
+        extras = sorted(set(missing.values()))
+        raise FontMissingError(
+            f"the style's faces need {len(missing)} packages that are not installed ({', '.join(sorted(missing))}); "
+            + "; ".join(install_hint("generating captchas", extra) for extra in extras)
+        )
+
+
+def font_path(name: str) -> Path:
+    return face_path(name, FACES[name])
+
+
+def open_face(name: str, face: FontFace, size: int) -> ImageFont.FreeTypeFont:
+    """The face at `size` px, its weight set where the file is a variable font."""
+    font = ImageFont.truetype(str(face_path(name, face)), size)
     if face.weight is not None:
         axes = font.get_variation_axes()
         font.set_variation_by_axes([face.weight if a["name"] == b"Weight" else a["default"] for a in axes])
     return font
+
+
+def load_font(name: str, size: int) -> ImageFont.FreeTypeFont:
+    return open_face(name, FACES[name], size)

@@ -5,7 +5,8 @@ drawing.py draws each one.
 Every image is a pure function of (seed, index, style) (drawing.py), so the output does not depend on how the
 indices are spread over worker processes.
 
-A generated folder carries a manifest, imcaption.json (generator version, seed, count, vocabulary hash, style),
+A generated folder carries a manifest, imcaption.json (generator version, seed, count, vocabulary hash, style, and
+for a style drawn from the universal face list the list's hash),
 written before the first image with "complete": false and rewritten with "complete": true after the last image
 and the label files. A rerun with the same settings fills in what is missing; other settings, or a folder that
 holds label files or images without a manifest (a real dataset), are refused and nothing is overwritten.
@@ -29,6 +30,8 @@ from PIL import Image
 
 from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE
 from imcaption.captcha.drawing import FontCache, face_for_index, render_index, word_for_index
+from imcaption.captcha.face_list import face_list, face_spec
+from imcaption.captcha.fonts import FACES, missing_packages
 from imcaption.captcha.labels import LabelRow, write_labels
 from imcaption.captcha.styles import FAITHFUL_STYLE, STYLES, V1_STYLE, WIDE_STYLE, CaptchaStyle, check_style
 from imcaption.engine.progress import progress_bar
@@ -65,8 +68,8 @@ GENERATOR_VERSION = 1
 
 
 def encode_png(image: Image.Image) -> bytes:
-    """8-bit RGB PNG. A fixed Sub filter instead of choosing one per row (what Pillow does) makes encoding
-    about 3x faster, the largest cost of generation, for files about 5 % larger; the pixels are the same."""
+    """8-bit RGB PNG. A fixed Sub filter instead of choosing one per row (what Pillow does) makes encoding,
+    the largest cost of generation, much faster for slightly larger files; the pixels are the same."""
     pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # no copy in the usual case
     return imagecodecs.png_encode(pixels, level=1, filter=imagecodecs.PNG.FILTER.SUB)
 
@@ -116,10 +119,15 @@ def dataset_manifest(vocabulary: Sequence[str], count: int, seed: int, style: Ca
     """Everything that decides the files of a generated set, as JSON values."""
     words = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()
     drawn_with = dataclasses.asdict(style)
-    if not style.faithful_share:  # recorded where used, so that manifests written before the field still match
+    # Recorded where used, so that manifests written before these fields existed still match.
+    if not style.faithful_share:
         del drawn_with["faithful_share"]
+    if style.variation is None:
+        del drawn_with["variation"]
     settings = {"kind": MANIFEST_KIND, "generator_version": GENERATOR_VERSION, "seed": seed, "count": count,
                 "vocabulary_sha256": words, "style": drawn_with}  # fmt: skip
+    if any(face not in FACES for face in style.faces):  # the listed faces' files, weights and verdicts
+        settings["face_list_sha256"] = face_list().sha256
     return json.loads(json.dumps(settings))  # tuples as lists, as they read back
 
 
@@ -137,6 +145,7 @@ def generate_dataset(
     if count < 7:
         raise ValueError(f"--count must be at least 7 (one image per split), got {count}")
     check_style(style)
+    missing_packages({face: face_spec(face) for face in style.faces})  # before any image, not at the first one
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Refused before the lock file is made: a folder that holds another dataset is left exactly as it was.

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imcaption.captcha.cached_reading import read_cached, search_name
 from imcaption.captcha.dataset import LABEL_FILE, TEST_LABEL_FILE, CaptchaDataset
 from imcaption.captcha.generator import generate_dataset
 from imcaption.captcha.image_cache import ImageCache, ensure_cache
 from imcaption.captcha.labels import LabelRow, read_labels, write_labels
 from imcaption.captcha.metrics import RecognitionReport, exact_match, recognition_report
-from imcaption.captcha.reading import read_cached, search_name
 from imcaption.captcha.recognizer import Recognizer
 from imcaption.captcha.task import RECOGNIZER_FORMAT, CaptchaTask, CaptchaTrainConfig
 from imcaption.captcha.vocabulary import default_vocabulary

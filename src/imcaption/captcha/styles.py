@@ -1,4 +1,5 @@
-"""How synthetic captchas look: `CaptchaStyle`, the named styles (faithful, v1, wide), and the two choices a
+"""How synthetic captchas look: `CaptchaStyle`, the named styles (faithful, v1, wide, universal and
+unseen-faces), and the two choices a
 style makes for each image before its letters are drawn: which style the image is drawn in (a mixing style draws
 a share of its images in the faithful one) and which face.
 
@@ -12,17 +13,22 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from imcaption.captcha.face_list import FaceSplit, face_list, family_weights, is_known_face, split_faces
 from imcaption.captcha.fonts import FACES
+from imcaption.captcha.variation import LetterVariation
 
 __all__ = [
     "FAITHFUL_STYLE",
     "STYLES",
+    "UNIVERSAL_STYLE",
+    "UNSEEN_FACES_STYLE",
     "V1_STYLE",
     "WIDE_STYLE",
     "CaptchaStyle",
     "check_style",
     "image_style",
     "pick_face",
+    "universal_face_split",
 ]
 
 
@@ -72,6 +78,9 @@ class CaptchaStyle:
     # Share of the images drawn in the faithful default style instead: a broad style keeps the real-looking images
     # common, so what it adds costs a model trained on it little on them. 0 for the faithful and v1 styles.
     faithful_share: float = 0.0
+    # Stroke weight, slant, elastic distortion and a bent baseline, drawn for each image (variation.py); None
+    # draws letters as the face has them (faithful, v1, wide).
+    variation: LetterVariation | None = None
 
 
 # The default everywhere a style is optional; its fields' defaults are the faithful style.
@@ -111,14 +120,60 @@ WIDE_STYLE = CaptchaStyle(
     speckle_density=(0.0, 0.02),
     faithful_share=0.5,
 )
-STYLES = {style.name: style for style in (FAITHFUL_STYLE, V1_STYLE, WIDE_STYLE)}
+
+
+# For a reader of captchas it was never trained on: the hundreds of legible faces of the face list (face_list.py),
+# each family weighted as the real classes are (plain sans about half), letters varied beyond the face
+# (variation.py), noise strokes of the wide style's counts and widths. A quarter of the images are drawn in the
+# faithful style, as the wide style does with half, so that the real-looking images stay common. The held-out
+# fifth of the faces (never any of the faithful style's four) is never drawn: it is the unseen-faces style's.
+def universal_face_split() -> FaceSplit:
+    """The face list's kept faces split into the universal style's and the unseen-faces style's; the faithful
+    style's faces are never held out."""
+    protected = {FACES[face].distribution for face in FAITHFUL_STYLE.faces}
+    return split_faces(face_list().kept, protected=protected)
+
+
+def _universal_styles() -> tuple[CaptchaStyle, CaptchaStyle]:
+    split = universal_face_split()
+
+    def faces_and_weights(names: tuple[str, ...]) -> dict:
+        wanted = set(names)
+        faces = [face for face in face_list().kept if face.name in wanted]
+        return {"faces": tuple(face.name for face in faces), "face_weights": family_weights(faces)}
+
+    universal = CaptchaStyle(
+        name="universal",
+        **faces_and_weights(split.training),
+        font_size=(64, 130),
+        letter_size_jitter=0.18,
+        max_rotation_deg=12.0,
+        max_vertical_offset=16,
+        letter_gap=(-6, 64),
+        strokes=(6, 30),
+        stroke_width=(1, 7),
+        stroke_kinds=(0.45, 0.25, 0.12, 0.18),
+        stroke_exit_rate=0.2,
+        speckle_density=(0.0, 0.02),
+        faithful_share=0.25,
+        variation=LetterVariation(),
+    )
+    # The validation set of faces the universal style never draws: the held-out fifth, weighted by family the
+    # same way, with no faithful share (the faithful faces are all trained ones).
+    unseen = replace(universal, name="unseen-faces", **faces_and_weights(split.held_out), faithful_share=0.0)
+    return universal, unseen
+
+
+UNIVERSAL_STYLE, UNSEEN_FACES_STYLE = _universal_styles()
+STYLES = {style.name: style for style in (FAITHFUL_STYLE, V1_STYLE, WIDE_STYLE, UNIVERSAL_STYLE, UNSEEN_FACES_STYLE)}
 
 
 def check_style(style: CaptchaStyle) -> None:
     """Refuse a style that cannot draw: unknown faces, weights that do not match them, an unknown stroke model."""
-    unknown = [face for face in style.faces if face not in FACES]
+    unknown = [face for face in style.faces if not is_known_face(face)]
     if unknown or not style.faces:
-        raise ValueError(f"unknown faces {unknown or '(none given)'}; known: {', '.join(FACES)}")
+        raise ValueError(f"unknown faces {unknown or '(none given)'}; known: {', '.join(FACES)} and the "
+                         f"{len(face_list().kept)} faces of the face list (face_list.py)")  # fmt: skip
     if style.face_weights is not None and len(style.face_weights) != len(style.faces):
         raise ValueError(f"{len(style.face_weights)} face weights for {len(style.faces)} faces")
     if style.stroke_model not in ("inside", "v1"):

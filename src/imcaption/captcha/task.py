@@ -17,6 +17,7 @@ from imcaption.captcha.layouts import suggested_input_size
 from imcaption.captcha.metrics import character_error_rate, exact_match
 from imcaption.captcha.reading_types import RECOGNIZER_FORMAT
 from imcaption.captcha.train_config import CaptchaTrainConfig
+from imcaption.engine.batches import epoch_batch, gather_sharded
 from imcaption.engine.devices import resolve_device
 from imcaption.engine.distributed import SINGLE, World
 from imcaption.engine.task import TaskKind
@@ -124,9 +125,7 @@ class CaptchaTask:
 
     def batch_ids(self, step: int) -> np.ndarray:
         """Positions in the training set of a step's images: a permutation per epoch, seeded by (seed, epoch)."""
-        epoch, offset = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng([self.config.loop.seed, epoch]).permutation(len(self.train_ids))
-        return order[offset * self.batch_size : (offset + 1) * self.batch_size]
+        return epoch_batch(step, self.steps_per_epoch, self.batch_size, len(self.train_ids), self.config.loop.seed)
 
     def batch(self, step: int, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.batch_ids(step)
@@ -147,19 +146,18 @@ class CaptchaTask:
         """Exact match and CER on the validation split, or with `limit` on a fixed random sample of it (the same
         images at every validation of every run): the first N would be the first N ids, not a sample."""
         rows = validation_sample(len(self.val_ids), limit)
-        val_ids, val_words = self.val_ids[rows], [self.val_words[row] for row in rows]
-        mine = val_ids[world.shard(len(val_ids))]
-        words: list[str] = []
+        val_words = [self.val_words[row] for row in rows]
         batch = VALIDATION_BATCH.get(self.device.type, VALIDATION_BATCH["cuda"])
-        for start in range(0, len(mine), batch):
-            images = as_batch(self.cache.read(mine[start : start + batch])).to(self.device)
-            words += [self.tokenizer.decode(ids) for ids in self.model.decode(images).ids]
-        words = world.gather(words)
+        words = gather_sharded(self.val_ids[rows], batch, self._read_words, world)
         return {
             "val_exact_match": exact_match(words, val_words),
             "val_cer": character_error_rate(words, val_words),
             "val_images": len(val_words),
         }
+
+    def _read_words(self, ids: np.ndarray) -> list[str]:
+        images = as_batch(self.cache.read(ids)).to(self.device)
+        return [self.tokenizer.decode(tokens) for tokens in self.model.decode(images).ids]
 
     def description(self) -> dict[str, Any]:
         return {

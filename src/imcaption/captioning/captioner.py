@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from imcaption.captioning.model_spec import CaptionModelSpec, build_caption_model, search_captions
-from imcaption.captioning.reading_types import CAPTIONER_FORMAT, BaseCaptioner, Caption, own_steps
+from imcaption.captioning.reading_types import CAPTION_PRECISION, CAPTIONER_FORMAT, BaseCaptioner, Caption, own_steps
 from imcaption.engine.checkpoint import CheckpointError, export_model, load_model_file
 from imcaption.engine.devices import resolve_device
+from imcaption.engine.precision import autocast, resolve_precision
 from imcaption.images import as_batch
 from imcaption.models.caption_decoders import CaptionModel
 from imcaption.text.word_tokenizer import WordTokenizer
@@ -33,17 +34,22 @@ def _spec(state: dict[str, Any]) -> CaptionModelSpec:
 
 
 class TorchCaptioner(BaseCaptioner):
-    """The model, its spec and its tokenizer, run by PyTorch: beam search, and any device."""
+    """The model, its spec and its tokenizer, run by PyTorch: beam search, and any device. `precision` (resolved,
+    "fp32" or "bf16") is the number format the encoder runs in; the decoder stays fp32."""
 
     def __init__(self, model: CaptionModel, spec: CaptionModelSpec, tokenizer: WordTokenizer,
-                 device: torch.device) -> None:  # fmt: skip
+                 device: torch.device, precision: str = "fp32") -> None:  # fmt: skip
         self.model, self.spec, self.tokenizer, self.device = model, spec, tokenizer, device
+        self.precision = precision
         self._backbone: torch.nn.Module | None = None
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> TorchCaptioner:
+    def load(cls, path: str | Path, device: str = "cpu", precision: str = CAPTION_PRECISION) -> TorchCaptioner:
         """From a training checkpoint or a weights-only export (an ONNX export is refused:
-        `imcaption.Captioner.load` reads it)."""
+        `imcaption.Captioner.load` reads it). `precision`: "fp32" (the default: captions exactly as training's
+        validation scored), "bf16" (the encoder under bf16 autocast) or "auto" (bf16 where the hardware has it)."""
+        target = resolve_device(device)
+        resolved = resolve_precision(precision, target)
         state = load_model_file(path, CAPTIONER_FORMAT)
         try:
             spec = _spec(state)
@@ -52,8 +58,7 @@ class TorchCaptioner(BaseCaptioner):
             model.load_state_dict(state["model"])
         except (KeyError, TypeError, RuntimeError) as err:
             raise CheckpointError(f"{path}: checkpoint does not match this model code: {err}") from None
-        target = resolve_device(device)
-        return cls(model.eval().to(target), spec, tokenizer, target)
+        return cls(model.eval().to(target), spec, tokenizer, target, resolved)
 
     def backbone(self) -> torch.nn.Module:
         """The frozen ImageNet MobileNetV2 of a mobilenet captioner, loaded on first use."""
@@ -71,13 +76,15 @@ class TorchCaptioner(BaseCaptioner):
             return batch
         from imcaption.models.mobilenet_v2 import imagenet_normalize
 
-        return self.backbone().features(imagenet_normalize(batch)).flatten(2).transpose(1, 2)
+        with autocast(self.precision, self.device):
+            grid = self.backbone().features(imagenet_normalize(batch))
+        return grid.float().flatten(2).transpose(1, 2)
 
     @torch.no_grad()
     def caption_inputs(self, inputs: torch.Tensor, beam: int = 1) -> tuple[list[list[int]], torch.Tensor | None]:
         """Token ids per image and, for sat under greedy search, attention (B, T, N)."""
         self.model.eval()
-        return search_captions(self.model, inputs, self.spec.max_length, beam)
+        return search_captions(self.model, inputs, self.spec.max_length, beam, self.precision)
 
     def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> tuple[list[list[int]], np.ndarray | None]:
         ids, maps = self.caption_inputs(self.inputs(pixels), beam)

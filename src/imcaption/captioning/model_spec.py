@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from imcaption.engine.precision import autocast
 from imcaption.engine.search import SearchTokens, search
 from imcaption.models.caption_decoders import CaptionerConfig, CaptionModel
 from imcaption.models.encoder import ConvEncoder, EncoderConfig
@@ -49,9 +50,13 @@ def build_caption_model(spec: CaptionModelSpec, vocab_size: int) -> CaptionModel
 
 
 def search_captions(
-    model: CaptionModel, inputs: torch.Tensor, max_length: int, beam: int = 1
+    model: CaptionModel, inputs: torch.Tensor, max_length: int, beam: int = 1, precision: str = "fp32"
 ) -> tuple[list[list[int]], torch.Tensor | None]:
-    """Token ids per image and, for sat under greedy search, the attention (B, T, N) of each step."""
-    state = model.decoder.start(model.features(inputs))
+    """Token ids per image and, for sat under greedy search, the attention (B, T, N) of each step. `precision`
+    (resolved: "fp32" or "bf16") is that of the encoder; the decoder's search runs in fp32 either way, as the
+    captcha reader's does."""
+    with autocast(precision, inputs.device):
+        features = model.features(inputs)
+    state = model.decoder.start(features.float())
     searched = search(model.decoder, state, inputs.shape[0], CAPTION_TOKENS, max_length, beam)
     return searched.ids, searched.attention

@@ -7,6 +7,7 @@ task (task.py) all import this module and none of them imports another for it (t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,14 @@ from imcaption.text.word_tokenizer import END, WordTokenizer
 
 # The `format` of captioner checkpoints and weights-only exports: training writes it, the readers check it.
 CAPTIONER_FORMAT = "imcaption-captioner"
+
+# Images captioned at a time when captioning many (`caption(..., batch_size=)`, `--batch-size`).
+CAPTION_BATCH = 64
+
+# Captioning reads in fp32 unless asked otherwise: bf16 (the captcha reader's "auto" where the CPU has it) has not
+# been measured for captioning, neither its speed nor how many captions it changes; fp32 captions exactly as
+# training's validation scored.
+CAPTION_PRECISION = "fp32"
 
 
 @dataclass
@@ -58,15 +67,18 @@ class BaseCaptioner:
         attention of each step (B, T, grid rows, grid cols), T the batch's longest caption (with <end>)."""
         raise NotImplementedError
 
-    def caption(self, images: Any, beam: int = 1, attention: bool = False,
-                batch_size: int = 64) -> Caption | list[Caption]:  # fmt: skip
+    def caption(self, images: Any, beam: int = 1, attention: bool = False, batch_size: int = CAPTION_BATCH,
+                progress: bool = False) -> Caption | list[Caption]:  # fmt: skip
         """Caption one image (path, PIL image, uint8 array) -> Caption, or many -> list[Caption], in batches of
-        at most `batch_size`. attention=True needs greedy search (beam=1) and a sat decoder."""
+        at most `batch_size` (with a progress bar over them if `progress`). attention=True needs greedy search
+        (beam=1) and a sat decoder."""
+        if beam < 1 or batch_size < 1:
+            raise ValueError(f"beam and batch_size must be at least 1, got beam {beam}, batch_size {batch_size}")
         if attention and beam > 1:
             raise ValueError("attention maps come from greedy search; use beam=1 with attention=True")
         items, single = as_image_list(images)
         captions: list[Caption] = []
-        for start in range(0, len(items), batch_size):
+        for start in _batch_starts(len(items), batch_size, progress):
             ids, grids = self.caption_pixels(self.pixels(items[start : start + batch_size]), beam)
             grids = grids if attention else None
             captions += [
@@ -74,3 +86,17 @@ class BaseCaptioner:
                 for n, row in enumerate(ids)
             ]
         return captions[0] if single else captions
+
+
+def _batch_starts(count: int, batch_size: int, progress: bool) -> Iterator[int]:
+    """The first index of each batch, under a progress bar of images when asked for (imported only then: tqdm
+    comes with the 'train' extra)."""
+    if not progress:
+        yield from range(0, count, batch_size)
+        return
+    from imcaption.engine.progress import progress_bar
+
+    with progress_bar(total=count, desc="captioning", unit="image") as bar:
+        for start in range(0, count, batch_size):
+            yield start
+            bar.update(min(batch_size, count - start))

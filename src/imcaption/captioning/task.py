@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from imcaption.captioning.coco import CaptionedImage
 from imcaption.captioning.features import backbone_features, load_images
@@ -22,12 +21,16 @@ from imcaption.captioning.model_spec import CAPTION_TOKENS as CAPTION_TOKENS
 from imcaption.captioning.model_spec import ENCODERS, CaptionModelSpec, build_caption_model, search_captions
 from imcaption.captioning.model_spec import caption_grid as caption_grid
 from imcaption.captioning.reading_types import CAPTIONER_FORMAT
+from imcaption.engine.batches import epoch_batch, gather_sharded
 from imcaption.engine.config import LoopConfig, config_from_dict, option
 from imcaption.engine.distributed import SINGLE, World
 from imcaption.engine.loop import TaskKind, resolve_device
 from imcaption.images import as_batch
 from imcaption.models.caption_decoders import DECODERS
-from imcaption.text.word_tokenizer import PAD, WordTokenizer, normalize
+
+# The one sequence loss of both tasks (models/sequence_loss.py) stays importable from here, where it was defined.
+from imcaption.models.sequence_loss import sequence_loss as sequence_loss
+from imcaption.text.word_tokenizer import WordTokenizer, normalize
 
 DEFAULT_SIDE = {"cnn": 128, "mobilenet": 224}  # cnn: an 8 x 8 grid of 16-px cells; mobilenet: 7 x 7
 VALIDATION_BATCH = 256
@@ -98,19 +101,6 @@ def held_out_split(data_dir: Path, split: str | None = None) -> tuple[str, Path]
     return name, path(name)
 
 
-def sequence_loss(
-    logits: torch.Tensor, targets: torch.Tensor, attention: torch.Tensor | None, penalty: float
-) -> torch.Tensor:
-    """Masked cross-entropy; for attention models plus lambda * sum_i (1 - sum_t alpha_ti)^2, which pushes
-    every image region to get attention at some step (the paper's doubly stochastic regularization)."""
-    loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD)
-    if attention is not None and penalty:
-        real = (targets != PAD).unsqueeze(-1).float()
-        coverage = (attention * real).sum(dim=1)
-        loss = loss + penalty * ((1 - coverage) ** 2).sum(dim=1).mean() / attention.shape[-1]
-    return loss
-
-
 def within_length(images: list[CaptionedImage], max_length: int) -> tuple[list[CaptionedImage], int]:
     """The images with only their captions of at most `max_length` tokens (<start> and <end> included), and how
     many captions were dropped; images left without a caption drop out. Dropped rather than cut, so that every
@@ -174,9 +164,8 @@ class CaptionTask:
         return load_images(images, self.spec.image_size, self.progress)
 
     def batch(self, step: int, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, offset = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng([self.config.loop.seed, epoch]).permutation(len(self.pairs))
-        chosen = [self.pairs[i] for i in order[offset * self.batch_size : (offset + 1) * self.batch_size][rows]]
+        ids = epoch_batch(step, self.steps_per_epoch, self.batch_size, len(self.pairs), self.config.loop.seed)
+        chosen = [self.pairs[i] for i in ids[rows]]
         images = np.array([image for image, _ in chosen])
         tokens = self.tokenizer.batch([caption for _, caption in chosen], self.spec.max_length)
         return model_inputs(self.train_inputs, images, self.spec.encoder).to(self.device), tokens.to(self.device)
@@ -184,7 +173,7 @@ class CaptionTask:
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         inputs, tokens = batch
         logits, attention = self.model(inputs, tokens)
-        return sequence_loss(logits, tokens[:, 1:], attention, self.config.attention_penalty), {}
+        return sequence_loss(logits, tokens[:, 1:], attention=attention, penalty=self.config.attention_penalty), {}
 
     def caption_rows(self, rows: np.ndarray, beam: int = 1) -> list[str]:
         inputs = model_inputs(self.val_inputs, rows, self.spec.encoder).to(self.device)
@@ -193,11 +182,7 @@ class CaptionTask:
 
     def validate(self, limit: int | None = None, world: World = SINGLE) -> dict[str, float]:
         rows = np.arange(len(self.val_images))[:limit]
-        mine = rows[world.shard(len(rows))]
-        hypotheses = []
-        for start in range(0, len(mine), VALIDATION_BATCH):
-            hypotheses += self.caption_rows(mine[start : start + VALIDATION_BATCH])
-        hypotheses = world.gather(hypotheses)
+        hypotheses = gather_sharded(rows, VALIDATION_BATCH, self.caption_rows, world)
         refs = {i: list(image.captions) for i, image in enumerate(self.val_images[: len(rows)])}
         return caption_scores(refs, dict(enumerate(hypotheses)), meteor=False)
 

@@ -86,9 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in MOVED:
         print(f"imcaption: `imcaption {argv[0]}` is now `{MOVED[argv[0]]}`", file=sys.stderr)
         return 2
+    if argv[:1] == ["caption"] and len(argv) > 1 and argv[1] in caption.RENAMED:
+        # Still runs, so that scripts keep working; the note says what to type instead.
+        new_name = caption.RENAMED[argv[1]]
+        print(f"imcaption: note: `imcaption caption {argv[1]}` is now `imcaption caption {new_name}`", file=sys.stderr)
+        argv[1] = new_name
     if argv[:1] == ["caption"] and len(argv) > 1 and argv[1] not in caption.COMMANDS and not argv[1].startswith("-"):
         print(
-            "imcaption: `imcaption caption MODEL IMAGE` is now `imcaption caption caption MODEL IMAGE`", file=sys.stderr
+            "imcaption: `imcaption caption MODEL IMAGE` is now `imcaption caption describe MODEL IMAGE`",
+            file=sys.stderr,
         )
         return 2
     args = build_parser().parse_args(argv)

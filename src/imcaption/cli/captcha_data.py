@@ -4,6 +4,8 @@ opens a dataset shares. Parsing and printing only; the work is in imcaption.capt
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imcaption.cli.common import add_config_options, add_quiet, given_options
@@ -24,7 +26,12 @@ STYLE_HELP = {
     "faithful": "the four real face classes, thin letters, noise that stays inside the image",
     "v1": "imcaption 0.1's faces and noise, to reproduce earlier results",
     "wide": "half faithful, half all 23 faces of every family with wider noise, for robustness to unseen captchas",
+    "universal": "hundreds of faces of eight families (a fifth held out), letters varied in weight, slant and "
+    "shape, a quarter faithful: a reader for captchas it never saw",
+    "unseen-faces": "only the faces the universal style holds out: its validation set of faces never trained on",
 }
+# Where `generate --unseen-faces N` writes the unseen-faces set: a dataset folder of its own inside OUT_DIR.
+UNSEEN_FACES_FOLDER = "unseen_faces"
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -33,6 +40,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     vocabulary = read_vocabulary(args.words) if args.words else default_vocabulary()
     style = STYLES[args.style]
+    if args.unseen_faces and style.name != "universal":
+        print("imcaption captcha generate: --unseen-faces goes with --style universal", file=sys.stderr)
+        return 2
     drawn = generate_dataset(
         args.out_dir, vocabulary, args.count, args.seed, args.workers, style=style, progress=not args.quiet
     )
@@ -41,10 +51,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"{args.out_dir}: {args.count:,} images in the {style.name} style ({drawn:,} drawn, {kept:,} already "
         f"there), seed {args.seed}"
     )
+    if args.unseen_faces:
+        unseen = Path(args.out_dir) / UNSEEN_FACES_FOLDER
+        drawn = generate_dataset(unseen, vocabulary, args.unseen_faces, args.seed, args.workers,
+                                 style=STYLES["unseen-faces"], progress=not args.quiet)  # fmt: skip
+        print(f"{unseen}: {args.unseen_faces:,} images in the unseen-faces style ({drawn:,} drawn), seed {args.seed}")
     return 0
 
 
-def layout(args: argparse.Namespace, checkpoint: str | None = None):  # noqa: ANN202
+def layout(args: argparse.Namespace, checkpoint: str | None = None):
     """The dataset layout options given on the command line, over those the checkpoint was trained with."""
     from imcaption.captcha.layouts import DatasetLayout
 
@@ -94,6 +109,11 @@ def add_data_commands(sub: argparse._SubParsersAction, defaults: CaptchaTrainCon
     gen.add_argument(
         "--style", choices=list(STYLE_HELP), default="faithful",
         help="; ".join(f"{name}: {text}" for name, text in STYLE_HELP.items()) + " (default: faithful)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--unseen-faces", type=int, default=0, metavar="N",
+        help=f"with --style universal: also draw N images in the faces it holds out into OUT_DIR/{UNSEEN_FACES_FOLDER}"
+        " (a dataset folder of its own, split as any: read its val split to score unseen faces)",
     )  # fmt: skip
     add_quiet(gen)
     gen.set_defaults(func=cmd_generate)

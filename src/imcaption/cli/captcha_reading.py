@@ -14,7 +14,7 @@ from imcaption.files import write_text_atomically
 __all__ = ["add_reading_commands"]
 
 
-def _lexicon(recognizer, path: str | None):  # noqa: ANN001, ANN202
+def _lexicon(recognizer, path: str | None):
     if not path:
         return None
     from imcaption.captcha.vocabulary import read_vocabulary
@@ -22,12 +22,12 @@ def _lexicon(recognizer, path: str | None):  # noqa: ANN001, ANN202
     return recognizer.lexicon(read_vocabulary(path))
 
 
-def _read_split(args: argparse.Namespace):  # noqa: ANN202
+def _read_split(args: argparse.Namespace):
     """The dataset, the split, its readings and how they were searched, for evaluate and predict."""
     from imcaption.api import Recognizer
+    from imcaption.captcha.cached_reading import read_cached, search_name
     from imcaption.captcha.dataset import open_dataset
     from imcaption.captcha.image_cache import ensure_cache
-    from imcaption.captcha.reading import read_cached, search_name
 
     recognizer = Recognizer.load(args.checkpoint, args.device, args.precision)
     dataset = open_dataset(args.data_dir, layout(args, args.checkpoint))
@@ -65,7 +65,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _separator(dataset) -> str:  # noqa: ANN001
+def _separator(dataset) -> str:
     """words_captcha files use one space (`a123 word`); file names and labels of other layouts may hold spaces."""
     return " " if dataset.is_words_layout else "\t"
 
@@ -146,7 +146,7 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", choices=["fp32", "bf16", "auto"], default=READ_PRECISION,
         help="number format of the encoder: auto (default: bf16 where the processor has it in hardware, AMX or "
-        "AVX-512 BF16, about twice as fast, BENCHMARKS.md; fp32 elsewhere and for ONNX models), fp32 (reads exactly "
+        "AVX-512 BF16, faster: BENCHMARKS.md; fp32 elsewhere and for ONNX models), fp32 (reads exactly "
         "as training's validation measured), bf16",
     )  # fmt: skip
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from imcaption.cli.common import (
     add_device,
     add_export_command,
+    add_precision,
     add_quiet,
     add_train_command,
     attention_beam,
     numbered,
+    positive_int,
     train_command,
 )
 from imcaption.files import write_text_atomically
@@ -53,32 +56,39 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from imcaption.api import Captioner
     from imcaption.captioning.layouts import open_caption_data
-    from imcaption.captioning.metrics import caption_scores
+    from imcaption.captioning.metrics import caption_report
 
     data = open_caption_data(args.data_dir, args.image_dir)  # a bad data set is refused before the model loads
     split = data.held_out(args.split)
     images = data.read(split)
-    print(f"found {data.description}")
-    captioner = Captioner.load(args.checkpoint, args.device)
-    captions = captioner.caption([image.path for image in images], beam=args.beam)
+    if not args.quiet:
+        print(f"found {data.description}")
+    captioner = Captioner.load(args.checkpoint, args.device, args.precision)
+    paths = [image.path for image in images]
+    captions = captioner.caption(paths, beam=args.beam, batch_size=args.batch_size, progress=not args.quiet)
     references = {n: list(image.captions) for n, image in enumerate(images)}
-    scores = caption_scores(references, {n: c.text for n, c in enumerate(captions)})
+    scores, skipped = caption_report(references, {n: c.text for n, c in enumerate(captions)})
     print(f"{len(images):,} images of the {split} split ({data.files[split].name}), beam {args.beam}: "
           + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))  # fmt: skip
+    for name, reason in skipped.items():
+        print(f"{name.upper()} skipped: {reason}", file=sys.stderr)
     if args.json:
-        write_text_atomically(args.json, json.dumps(scores, indent=2) + "\n")
+        written = {**scores, "skipped": skipped} if skipped else scores
+        write_text_atomically(args.json, json.dumps(written, indent=2) + "\n")
     return 0
 
 
-def cmd_caption(args: argparse.Namespace) -> int:
+def cmd_describe(args: argparse.Namespace) -> int:
     from imcaption.api import Captioner
     from imcaption.visualize import plot_caption_attention
 
-    captioner = Captioner.load(args.checkpoint, args.device)
+    captioner = Captioner.load(args.checkpoint, args.device, args.precision)
     beam = attention_beam(args, captioner.spec.decoder == "sat", captioner.spec.decoder)
     # With attention plots, decode each file once: the resized images are also what the plots draw on.
     images = list(captioner.pixels(args.images)) if args.attention else args.images
-    captions = captioner.caption(images, beam, attention=bool(args.attention))
+    captions = captioner.caption(
+        images, beam, attention=bool(args.attention), batch_size=args.batch_size, progress=not args.quiet
+    )
     for path, caption in zip(args.images, captions, strict=True):
         print(f"{path}\t{caption.text}")
     if args.attention:
@@ -89,13 +99,16 @@ def cmd_caption(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ("scenes", "train", "evaluate", "caption", "export")
+COMMANDS = ("scenes", "train", "evaluate", "describe", "export")
+
+# Commands renamed since they were first spelled, by their old name: the old spelling still runs, with a note.
+RENAMED = {"caption": "describe"}
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     from imcaption.captioning.task import CaptionTrainConfig
 
-    caption = commands.add_parser("caption", help="image captioning: scenes, train, evaluate, caption, export")
+    caption = commands.add_parser("caption", help="image captioning: " + ", ".join(COMMANDS))
     sub = caption.add_subparsers(dest="caption_command", required=True, metavar="COMMAND")
 
     scenes = sub.add_parser("scenes", help="draw a synthetic COCO-format set: colored shapes, captions, boxes")
@@ -122,7 +135,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr on a held-out split")
     evaluate.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
     evaluate.add_argument("data_dir", metavar="DATA", help="a caption set in any layout `caption train` reads")
-    evaluate.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default: 1, greedy)")
+    _reading_options(evaluate)
     evaluate.add_argument(
         "--split", choices=["test", "val"], default=None,
         help="the split to score (default: test where the set has one, else val)",
@@ -130,18 +143,40 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--image-dir", default=None, metavar="DIR", help="the images' folder where it is not beside the caption file"
     )
-    evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
-    add_device(evaluate)
+    evaluate.add_argument(
+        "--json", default=None, metavar="FILE", help="also write the scores as JSON (and any metric skipped, and why)"
+    )
     evaluate.set_defaults(func=cmd_evaluate)
 
-    run = sub.add_parser("caption", help="caption image files of any size and mode")
-    run.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
-    run.add_argument("images", nargs="+", metavar="IMAGE")
-    run.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default: 1, greedy)")
-    run.add_argument("--attention", default=None, metavar="OUT.png", help="per-word attention grid (sat)")
-    add_device(run)
-    run.set_defaults(func=cmd_caption)
+    describe = sub.add_parser("describe", help="caption image files of any size and mode")
+    describe.add_argument("checkpoint", metavar="MODEL", help="a training checkpoint (best.pt) or an export")
+    describe.add_argument("images", nargs="+", metavar="IMAGE")
+    describe.add_argument("--attention", default=None, metavar="OUT.png", help="per-word attention grid (sat)")
+    _reading_options(describe)
+    describe.set_defaults(func=cmd_describe)
 
     add_export_command(
         sub, "imcaption.captioning.captioner:export_captioner", "imcaption.deploy.caption_onnx:export_captioner_onnx"
     )
+
+
+def _reading_options(parser: argparse.ArgumentParser) -> None:
+    """What `evaluate` and `describe` share: the search, the batches, the device and number format, the bars."""
+    from imcaption.captioning.reading_types import CAPTION_BATCH, CAPTION_PRECISION
+
+    parser.add_argument(
+        "--beam", type=positive_int, default=1, metavar="K", help="beam width (default: 1, greedy search)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=CAPTION_BATCH, metavar="N",
+        help="images read and captioned at a time (default: %(default)s)",
+    )  # fmt: skip
+    add_device(parser)
+    add_precision(
+        parser,
+        CAPTION_PRECISION,
+        "number format of the encoder: fp32 (default: captions exactly as training's validation scored), bf16, or"
+        " auto (bf16 where the processor has it in hardware, AMX or AVX-512 BF16; fp32 elsewhere and for ONNX"
+        " models); the decoder runs in fp32 either way",
+    )
+    add_quiet(parser)

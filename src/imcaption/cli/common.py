@@ -63,6 +63,13 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
 
 
+def add_precision(parser: argparse.ArgumentParser, default: str, help_text: str) -> None:
+    """--precision for reading with a model: the names engine.precision resolves, and the task's default."""
+    from imcaption.engine.precision import PRECISIONS
+
+    parser.add_argument("--precision", choices=PRECISIONS, default=default, help=help_text)
+
+
 def numbered(path: str, index: int, count: int) -> str:
     """OUT.png for one image; OUT_0.png, OUT_1.png ... for several."""
     if count == 1:

@@ -22,7 +22,7 @@ from imcaption.deploy.caption_onnx_reader import (
     OnnxCaptioner,
     greedy_caption_ids,
 )
-from imcaption.deploy.onnx_export import export_graph
+from imcaption.deploy.onnx_export import export_graph, unrolled_greedy
 from imcaption.engine.checkpoint import is_onnx_file
 from imcaption.models.caption_decoders import CaptionModel
 from imcaption.text.word_tokenizer import START
@@ -58,17 +58,7 @@ class CaptionGreedyGraph(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         pixels = images.permute(0, 3, 1, 2).float()
         state = self.model.decoder.start(self.features(pixels))
-        token = torch.full((pixels.shape[0],), START, dtype=torch.long)
-        logits, maps = [], []
-        for _ in range(self.max_length):
-            step_logits, state, weights = self.model.decoder.step(token, state)
-            token = step_logits.argmax(dim=-1)
-            logits.append(step_logits)
-            if weights is not None:
-                maps.append(weights)
-        if not maps:
-            return (torch.stack(logits, dim=1),)
-        return torch.stack(logits, dim=1), torch.stack(maps, dim=1)
+        return unrolled_greedy(self.model.decoder, state, pixels.shape[0], START, self.max_length)
 
 
 def export_captioner_onnx(checkpoint: str | Path, out: str | Path) -> Path:

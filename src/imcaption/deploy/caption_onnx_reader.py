@@ -31,7 +31,7 @@ class OnnxCaptioner(BaseCaptioner):
     """The same captioning API as `Captioner` (caption, pixels, caption_pixels), run by ONNX Runtime; greedy
     search only."""
 
-    def __init__(self, session, described: dict) -> None:  # noqa: ANN001
+    def __init__(self, session, described: dict) -> None:
         self.session = session
         self.spec = CaptionModelSpec(**described["model_config"])
         self.tokenizer = WordTokenizer.from_dict(described["tokenizer"])

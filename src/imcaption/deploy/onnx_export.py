@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.quantized_decomposed)
+import torch.ao.quantization.fx._decomposed  # registers torch.ops.quantized_decomposed
 import torch.nn.functional as F
 from torch import nn
 
@@ -130,18 +130,27 @@ class GreedyGraph(nn.Module):
             return (self.model(pixels),)
         if self.kind == "par":  # every position in one pass; nothing to feed back
             return self.model(pixels)
-        return self._unrolled(pixels)
-
-    def _unrolled(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         state = self.model.start(pixels)
-        token = torch.full((pixels.shape[0],), START, dtype=torch.long)
-        logits, maps = [], []
-        for _ in range(self.model.max_length + 1):
-            step_logits, state, weights = self.model.step(token, state)
-            token = step_logits.argmax(dim=-1)
-            logits.append(step_logits)
+        return unrolled_greedy(self.model, state, pixels.shape[0], START, self.model.max_length + 1)
+
+
+def unrolled_greedy(
+    decoder: nn.Module, state: dict[str, torch.Tensor], batch: int, start: int, steps: int
+) -> tuple[torch.Tensor, ...]:
+    """Greedy decoding as an export sees it, for both tasks: `steps` calls of `decoder.step` from `state`, each
+    feeding back its own argmax (no stop at <end>: the reader cuts the words) -> logits (B, steps, V) and, where
+    the decoder attends, attention (B, steps, N)."""
+    token = torch.full((batch,), start, dtype=torch.long)
+    logits, maps = [], []
+    for _ in range(steps):
+        step_logits, state, weights = decoder.step(token, state)
+        token = step_logits.argmax(dim=-1)
+        logits.append(step_logits)
+        if weights is not None:
             maps.append(weights)
-        return torch.stack(logits, dim=1), torch.stack(maps, dim=1)
+    if not maps:
+        return (torch.stack(logits, dim=1),)
+    return torch.stack(logits, dim=1), torch.stack(maps, dim=1)
 
 
 def output_names(kind: str) -> list[str]:

@@ -65,7 +65,7 @@ def ctc_words(log_probs: np.ndarray) -> tuple[list[list[int]], np.ndarray, list[
     return ids, best.sum(axis=1), confidences
 
 
-def read_description(session, kind: str = ONNX_FORMAT, versions: tuple[int, ...] = READABLE_ONNX_VERSIONS) -> dict:  # noqa: ANN001
+def read_description(session, kind: str = ONNX_FORMAT, versions: tuple[int, ...] = READABLE_ONNX_VERSIONS) -> dict:
     """The model description an imcaption export keeps in its metadata; CheckpointError unless it is a `kind`
     model of one of `versions`."""
     metadata = session.get_modelmeta().custom_metadata_map
@@ -81,7 +81,7 @@ def read_description(session, kind: str = ONNX_FORMAT, versions: tuple[int, ...]
     return described
 
 
-def open_session(path: str | Path, threads: int = 0, spin: bool = True):  # noqa: ANN201
+def open_session(path: str | Path, threads: int = 0, spin: bool = True):
     """An ONNX Runtime CPU session for the file at `path`, fully optimized; CheckpointError if it is missing
     or not a readable ONNX model. threads: intra-op threads; 0 lets ONNX Runtime choose (one per core).
     spin=False: idle threads sleep instead of spinning for the next call, which a service wants, where the
@@ -105,7 +105,7 @@ def open_session(path: str | Path, threads: int = 0, spin: bool = True):  # noqa
 class OnnxRecognizer(BaseRecognizer):
     """The same reading API as `Recognizer` (read, inputs, decode), run by ONNX Runtime; greedy decoding only."""
 
-    def __init__(self, session, described: dict) -> None:  # noqa: ANN001
+    def __init__(self, session, described: dict) -> None:
         self.session = session
         self.described = described
         self.config = RecognizerConfig.from_dict(described["model_config"])

@@ -77,7 +77,7 @@ def _load_export(path: Path, kind: str) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
-            weights = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+            weights = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"cannot read model file {path}: {err}") from None
     header = {

@@ -2,7 +2,8 @@
 for which options a resumed run may change.
 
 A task's config holds its own options and a `loop: LoopConfig` with the task's defaults for the shared ones.
-Command-line options are made from these fields (imcaption.cli.options), so each default lives in one place.
+Command-line options are made from these fields (imcaption.cli.common.add_config_options), so each default lives
+in one place.
 """
 
 from __future__ import annotations

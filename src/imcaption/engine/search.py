@@ -114,11 +114,13 @@ def beam_search(
     trie: LexiconTrie | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched beam search: B x K hypotheses advance together; a finished one only extends by <pad> at no
-    cost, so it keeps its score while the others catch up. -> best token ids (B, T), their log-probability."""
+    cost, so it keeps its score while the others catch up. -> best token ids (B, T), their log-probability.
+    Finished or not, hypotheses are ranked by the same summed log-probability, so where none reaches <end>
+    within `max_steps` the best unfinished one comes back (all `max_steps` ids, no <end>), not nothing."""
     k, device = beam, _device(state)
     state = {name: value.repeat_interleave(k, dim=0) for name, value in state.items()}
     # Hypotheses only ever take over from hypotheses of the same image, so reordering leaves these unchanged;
-    # for sat they are the feature grid and its keys, and copying them took 30 % of a beam-3 reading.
+    # for sat they are the feature grid and its keys, and copying them was a large share of a beam-3 reading.
     per_image = getattr(model, "per_image_state", frozenset())
     scores = torch.full((batch, k), NEG_INF, device=device)
     scores[:, 0] = 0.0

@@ -20,7 +20,7 @@ def build_recognizer(config: RecognizerConfig) -> nn.Module:
     from imcaption.models.crnn import CRNNRecognizer
     from imcaption.models.ctc import CTCRecognizer
     from imcaption.models.encoder import ConvEncoder
-    from imcaption.models.parallel import ParallelRecognizer
+    from imcaption.models.parallel_decoder import ParallelRecognizer
     from imcaption.models.sat import SATRecognizer
 
     if config.kind == "crnn":  # the peer brings its own CNN

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from imcaption.models.attention import AdditiveAttention
+from imcaption.models.attend_step import AttendGRUStep
 from imcaption.models.encoder import ConvEncoder
 
 DECODERS = ("sat", "nic", "mrnn")
@@ -40,36 +40,21 @@ class CaptionerConfig:
         return asdict(self)
 
 
-class SATDecoder(nn.Module):
-    per_image_state = frozenset({"grid", "keys"})  # beam search need not reorder them (engine.search)
+class SATDecoder(AttendGRUStep):
+    """The attention + GRU step (attend_step.py) over the image features projected to the word embedding's width."""
 
     def __init__(self, c: CaptionerConfig) -> None:
         super().__init__()
         self.project = nn.Sequential(nn.Linear(c.feature_dim, c.embed), nn.ReLU())
         self.position = nn.Parameter(torch.zeros(1, c.grid_cells, c.embed)) if c.grid_cells else None
-        self.embedding = nn.Embedding(c.vocab_size, c.embed)
-        self.attention = AdditiveAttention(c.embed, c.hidden, c.attention)
-        self.init_hidden = nn.Linear(c.embed, c.hidden)
-        self.cell = nn.GRUCell(2 * c.embed, c.hidden)
-        self.output = nn.Sequential(
-            nn.Dropout(c.dropout), nn.Linear(c.hidden + c.embed, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.vocab_size)
-        )
+        self.add_step_layers(features=c.embed, vocab_size=c.vocab_size, embed=c.embed, hidden=c.hidden,
+                             attention=c.attention, dropout=c.dropout)  # fmt: skip
 
     def start(self, features: torch.Tensor) -> State:
         grid = self.project(features)
         if self.position is not None:
             grid = grid + self.position
-        return {
-            "grid": grid,
-            "keys": self.attention.project(grid),
-            "hidden": torch.tanh(self.init_hidden(grid.mean(1))),
-        }
-
-    def step(self, token: torch.Tensor, state: State) -> tuple[torch.Tensor, State, torch.Tensor | None]:
-        context, weights = self.attention(state["grid"], state["keys"], state["hidden"])
-        hidden = self.cell(torch.cat([self.embedding(token), context], dim=-1), state["hidden"])
-        logits = self.output(torch.cat([hidden, context], dim=-1))
-        return logits, {**state, "hidden": hidden}, weights
+        return self.start_state(grid)
 
 
 class NICDecoder(nn.Module):

@@ -53,7 +53,8 @@ class CentredPad(nn.Module):
             return F.pad(centred, (p, p, p, p)).to(self.dtype)
         batch, channels, height, width = images.shape
         padded = torch.zeros((batch, height + 2 * p, width + 2 * p, channels), dtype=self.dtype, device=images.device)
-        # A copy, then the subtraction in place: a third of the time of one broadcast subtraction into the view.
+        # A copy, then the subtraction in place: faster than one broadcast subtraction into the view, as measured in
+        # a reading's profile (bench/infer_profile.py).
         # uint8 pixels and their difference from an integer mean are exact in bf16, so the order changes nothing.
         inside = padded[:, p : p + height, p : p + width]
         inside.copy_(images.permute(0, 2, 3, 1))
@@ -63,9 +64,9 @@ class CentredPad(nn.Module):
 
 class FusedConvReLU(nn.Module):
     """Inference only: a convolution and the ReLU after it as one oneDNN call (the operator PyTorch's own
-    compiler fuses the pair into), where the separate ReLU pass over each block's output took 11 % of a bf16
-    reading. `fuse_conv_relu` builds it only where that operator exists and gives the unfused result; export,
-    compilation and other devices get the plain pair."""
+    compiler fuses the pair into), which saves the separate ReLU pass over each block's output, a visible share of
+    a bf16 reading's profile (bench/infer_profile.py). `fuse_conv_relu` builds it only where that operator exists
+    and gives the unfused result; export, compilation and other devices get the plain pair."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
@@ -95,7 +96,7 @@ def fuse_conv_relu(conv: nn.Conv2d) -> nn.Module:
 
 class RowPairMax(nn.Module):
     """MaxPool2d((2, 1)) for inference: the larger of each pair of rows, as one elementwise maximum of two
-    strided views (a fifth of the pooling operator's time, which also computes indices nobody reads)."""
+    strided views: faster than the pooling operator, which also computes indices nobody reads."""
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # export: one pooling operator, which ONNX Runtime has a kernel for
@@ -166,7 +167,8 @@ class ConvEncoder(nn.Module):
     def prepare_for_reading(self, precision: str = "fp32") -> ConvEncoder:
         """For inference only: fuse_batch_norm with the input folded, the row pooling as a pairwise maximum, and
         with "bf16" every layer in bfloat16 (the pixels enter centred, the features come out in fp32): the
-        convolutions run 2.5-3 times as fast in bf16 where the CPU has it in hardware (AMX)."""
+        convolutions run much faster in bf16 where the CPU has it in hardware (AMX; bench/infer_profile.py
+        --precision measures it)."""
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         fuse_conv_batch_norm_blocks(self)
         self._fold_input_normalization(dtype)
@@ -208,8 +210,8 @@ class ConvEncoder(nn.Module):
 
     def _convolved(self, images: torch.Tensor) -> torch.Tensor:
         """The layers' output in fp32, without the position code."""
-        # One fused pass (shift + pixels * scale) instead of a subtract and a divide, which took 17 % of a bf16
-        # reading's profile (where the normalization is not folded into the first convolution).
+        # One fused pass (shift + pixels * scale) instead of a subtract and a divide, which stood out in a bf16
+        # reading's profile (bench/infer_profile.py) where the normalization is not folded into the first convolution.
         if self.normalizes_input:
             x = torch.addcmul(-self.mean / self.std, images.float(), 1 / self.std)
         else:

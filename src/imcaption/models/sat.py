@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from imcaption.engine.search import LexiconTrie, Searched, SearchTokens, search
-from imcaption.models.attention import AdditiveAttention
+from imcaption.models.attend_step import AttendGRUStep
 from imcaption.models.encoder import ConvEncoder
+from imcaption.models.sequence_loss import sequence_loss
 from imcaption.text.char_tokenizer import END, PAD, START
 
 TOKENS = SearchTokens(START, END, PAD)
 
-
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy over real tokens (letters and <end>); <pad> positions count for nothing."""
-    return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, label_smoothing=label_smoothing)
+# The recognizers' name for the one sequence loss (models/sequence_loss.py), kept for the code that imports it.
+masked_cross_entropy = sequence_loss
 
 
-class SATRecognizer(nn.Module):
+class SATRecognizer(AttendGRUStep):
     has_beam_search = True
-    per_image_state = frozenset({"features", "keys"})  # beam search need not reorder them (engine.search)
 
     def __init__(
         self, encoder: ConvEncoder, vocab_size: int, hidden: int, embed: int, attention: int, max_length: int
@@ -29,27 +25,13 @@ class SATRecognizer(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.max_length = max_length
-        features = encoder.channels
-        self.embedding = nn.Embedding(vocab_size, embed)
-        self.attention = AdditiveAttention(features, hidden, attention)
-        self.init_hidden = nn.Linear(features, hidden)
-        self.cell = nn.GRUCell(embed + features, hidden)
-        self.output = nn.Sequential(nn.Linear(hidden + features, hidden), nn.ReLU(), nn.Linear(hidden, vocab_size))
+        self.add_step_layers(
+            features=encoder.channels, vocab_size=vocab_size, embed=embed, hidden=hidden, attention=attention
+        )
 
     def start(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The decoding state before the first step: feature grid (B, N, F), its attention keys, hidden."""
-        features = self.encoder.cells(images)
-        hidden = torch.tanh(self.init_hidden(features.mean(dim=1)))
-        return {"features": features, "keys": self.attention.project(features), "hidden": hidden}
-
-    def step(
-        self, token: torch.Tensor, state: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """One decoding step -> logits (B, V), the next state, attention weights (B, N)."""
-        context, weights = self.attention(state["features"], state["keys"], state["hidden"])
-        hidden = self.cell(torch.cat([self.embedding(token), context], dim=-1), state["hidden"])
-        logits = self.output(torch.cat([hidden, context], dim=-1))
-        return logits, {**state, "hidden": hidden}, weights
+        return self.start_state(self.encoder.cells(images))
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: step t reads target t-1 (<start> first). targets (B, T) -> logits (B, T, V)."""
@@ -68,7 +50,7 @@ class SATRecognizer(nn.Module):
         """Cross-entropy over real tokens (letters and <end>; <pad> counts for nothing) under teacher forcing,
         and which images (B,) were read exactly."""
         logits = self(images, targets)
-        loss = masked_cross_entropy(logits, targets, label_smoothing)
+        loss = sequence_loss(logits, targets, label_smoothing)
         exact = ((logits.argmax(-1) == targets) | (targets == PAD)).all(dim=1)
         return loss, exact
 

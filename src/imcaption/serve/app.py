@@ -70,7 +70,7 @@ def create_app(model: ServedModel, limits: ServiceLimits | None = None) -> FastA
     decoders = Decoders(limits.max_queue)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):  # noqa: ANN202
+    async def lifespan(_: FastAPI):
         batcher.start()
         yield
         await batcher.stop()

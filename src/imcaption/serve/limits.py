@@ -16,11 +16,12 @@ class ServiceLimits:
     batch_window_ms: float = 4.0
     max_batch: int = 64
     # Images a worker process holds waiting for decoding, and again waiting for the model; a request that would
-    # go past either is refused at once (503). 256 is about a second of one worker's model calls on the 2-core
-    # machines of bench/results/serve*.json (150-300 images/s each), so a full queue drains within the deadline.
+    # go past either is refused at once (503). 256 is sized from the images/s of one worker on the 2-core
+    # machines of bench/results/serve*.json, so that a full queue drains well within the deadline.
     max_queue: int = 256
     # From the moment the request's body is in: a request not yet in a model call by then is answered 503, not
-    # late. Two-core p99 is 50-130 ms at 16 clients; past a few seconds a caller has given up or retried anyway.
+    # late. Far above the two-core p99 latency of bench/results/serve*.json; past a few seconds a caller has given
+    # up or retried anyway.
     deadline_ms: float = 3000.0
     # A client has this long to send a request's headers, and this long for its body (8 MB at 1.1 Mbit/s); one
     # that dribbles bytes would otherwise hold a connection, and the memory of its body, for ever.

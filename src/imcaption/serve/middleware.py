@@ -70,8 +70,8 @@ MODEL_PATHS = ("/v1/read", "/v1/caption")
 class Shed:
     """ASGI middleware, the outermost: at capacity a request for the model is refused before anything else is
     done for it (no routing, no body read). Past capacity refusals come by the thousand a second, and the model's
-    thread competes with them for the interpreter: here one costs about half what it cost through FastAPI's
-    routing and exception handlers (0.13 ms against 0.25 ms of a 2-core machine's worker process)."""
+    thread competes with them for the interpreter: here one costs less than through FastAPI's routing and
+    exception handlers (measured in a 2-core machine's worker process)."""
 
     def __init__(self, app: Any, check_room: Callable[[], None]) -> None:
         self.app, self.check_room = app, check_room

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 SETTINGS_VARIABLE = "IMCAPTION_SERVE_SETTINGS"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-# Batch sizes run once at start, so that no request pays for building a size's kernels (about 10 ms each).
+# Batch sizes run once at start, so that no request pays for building a size's kernels.
 WARM_UP_BATCHES = 16
 
 
