@@ -19,6 +19,7 @@ from imcaption.captcha.styles import CaptchaStyle
 from imcaption.captcha.train_config import CaptchaTrainConfig
 from imcaption.captioning.scenes import generate_scenes
 from imcaption.engine.schedule import FLOOR
+from imcaption.models.config import RecognizerConfig
 
 
 def default_of(function: Callable[..., Any], name: str) -> Any:
@@ -55,6 +56,7 @@ FIRST_INPUT = (64, 128)  # the input size (height, width) of results before the 
 
 # --- Benchmark settings their results do not record ---
 ENCODER_BENCH_BATCH = 128  # bench/encoder_speed.py: images_per_second(batch=128)
+DEFAULT_HIDDEN = RecognizerConfig.hidden  # the decoder state of encoder_speed rows that do not record theirs
 ONNX_BATCH = 256  # bench/onnx_speed.py, onnx_int8.py: the large batch
 SINGLE_BATCH = 1
 WORKER_BATCH = 4  # bench/onnx_int8.py: about what one worker of the service reads at a time

@@ -70,7 +70,7 @@ def render() -> str:
         *views_section(load_all("captcha_views_")),
         *errors_section(load_all("captcha_errors_")),
         *profile_section(load_all("infer_profile_")),
-        *speed_section(load("encoder_speed.json")),
+        *speed_section(load_all("encoder_speed")),
         *onnx_section(load_all("onnx_speed_")),
         *int8_section(load_all("onnx_int8_")),
         *serve_section(load("serve.json"), load_all("serve_")),

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bench.report.definitions import ENCODER_BENCH_BATCH, OLD_READ_BATCH
+from bench.report.definitions import DEFAULT_HIDDEN, ENCODER_BENCH_BATCH, OLD_READ_BATCH
 from bench.report.formats import num, pct
 from bench.report.provenance import commit, made_by
 from bench.report.template import Prose
@@ -25,12 +25,14 @@ AGREEMENT = Prose(" {differing} of {images} words differ from the fp32 reading; 
 SHARE = Prose("{group} {share}")
 
 ENCODER_HEADING = Prose(
-    "## Encoder candidates (`bench/encoder_speed.py` → `results/encoder_speed.json`, random batches of {batch})"
+    "## Encoder candidates (`bench/encoder_speed.py` → `results/encoder_speed*.json`): training steps on random batches"
 )
+ENCODER_INTRO = Prose("`{file}`: batches of {batch}, training in {precision}.")
 ENCODER_HEADER = Prose(
-    "| input | channels | parameters | training images/s | forward images/s | commit |\n|---|---|---|---|---|---|"
+    "| input | channels | decoder state | parameters | training images/s | forward images/s | commit |\n"
+    "|---|---|---|---|---|---|---|"
 )
-ENCODER_ROW = Prose("| {input} | {channels} | {parameters} | {train} | {forward} | {commit} |")
+ENCODER_ROW = Prose("| {input} | {channels} | {hidden} | {parameters} | {train} | {forward} | {commit} |")
 MADE = Prose("Made by: {made_by}.")
 
 
@@ -67,19 +69,27 @@ def profile_section(profiles: dict[str, dict]) -> list[str]:
     return [PROFILE_HEADING(), "", intro, "", *(profile_line(n, r) for n, r in profiles.items()), ""]
 
 
-def speed_section(speed: dict | None) -> list[str]:
-    if not speed:
+def speed_section(speeds: dict[str, dict]) -> list[str]:
+    """Every encoder_speed*.json: one table each (the first, `encoder_speed.json`, predates the decoder-state and
+    precision fields: its rows are the default state in fp32)."""
+    if not speeds:
         return []
-    rows = [ENCODER_HEADING(batch=ENCODER_BENCH_BATCH), "", ENCODER_HEADER()]
-    rows += [
-        ENCODER_ROW(
-            input=r["input"],
-            channels="-".join(map(str, r["channels"])),
-            parameters=f"{r['parameters']:,}",
-            train=f"{r['train_images_per_s']:,}",
-            forward=f"{r['forward_images_per_s']:,}",
-            commit=commit(speed),
-        )
-        for r in speed["rows"]
-    ]
-    return [*rows, "", MADE(made_by=made_by(speed, with_cpu=True)), ""]
+    rows = [ENCODER_HEADING(), ""]
+    for name, speed in speeds.items():
+        rows += [ENCODER_INTRO(file=f"encoder_speed{name}.json", batch=speed.get("batch", ENCODER_BENCH_BATCH),
+                               precision=speed.get("precision", "fp32")), "", ENCODER_HEADER()]  # fmt: skip
+        rows += [encoder_row(r, speed) for r in speed["rows"]]
+        rows += ["", MADE(made_by=made_by(speed, with_cpu=True)), ""]
+    return rows
+
+
+def encoder_row(r: dict, speed: dict) -> str:
+    return ENCODER_ROW(
+        input=r["input"],
+        channels="-".join(map(str, r["channels"])),
+        hidden=r.get("hidden", DEFAULT_HIDDEN),
+        parameters=f"{r['parameters']:,}",
+        train=f"{r['train_images_per_s']:,}",
+        forward=f"{r['forward_images_per_s']:,}",
+        commit=commit(speed),
+    )
