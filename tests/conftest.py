@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -93,3 +94,23 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 90, 3), dtype=np.uint8)).save(image)
     reading = Recognizer.load(export, precision="fp32").read(image)
     return TinyModel(export, onnx, image, reading.word, reading.confidence)
+
+
+@pytest.fixture()
+def sigint_handled():
+    """The signal tests send SIGINT; a suite started in the background (`make test &`) inherits it ignored, which
+    the trainer respects (as under nohup), so give it its usual meaning here."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture()
+def one_thread():
+    """Exact equality of weights needs the same reduction order: one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

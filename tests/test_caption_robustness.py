@@ -54,21 +54,9 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
-@pytest.fixture(autouse=True)
-def sigint_handled():
-    """As in test_engine.py: a suite started in the background inherits SIGINT ignored; give it its usual meaning."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+# The signal tests send SIGINT: every test here runs with its usual meaning restored (conftest.py).
+pytestmark = pytest.mark.usefixtures("sigint_handled")
 
-
-@pytest.fixture()
-def one_thread():
-    """Exact equality of weights needs the same reduction order: one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -33,22 +33,9 @@ from imcaption.images import ImageSize
 OPTIONS = dict(epochs=2, batch_size=32, height=32, width=64, train_limit=256, val_limit=32, eval_every=4, keep=2)
 
 
-@pytest.fixture(autouse=True)
-def sigint_handled():
-    """The signal tests send SIGINT; a suite started in the background (`make test &`) inherits it ignored, which
-    the trainer respects (as under nohup), so give it its usual meaning here."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+# The signal tests send SIGINT: every test here runs with its usual meaning restored (conftest.py).
+pytestmark = pytest.mark.usefixtures("sigint_handled")
 
-
-@pytest.fixture()
-def one_thread():
-    """Exact equality of weights needs the same reduction order: one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
